@@ -1,0 +1,1 @@
+//! InferenceStack v1alpha1 (filled in by the operator work).
