@@ -1,0 +1,1 @@
+//! flightdeck-gateway library (being built).

@@ -1,0 +1,1 @@
+//! flightdeck-operator library (being built).

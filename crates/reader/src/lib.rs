@@ -1,0 +1,1 @@
+//! flightdeck-reader library (being built).
