@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# with-cluster.sh CMD [ARGS...] - run CMD against a fresh, private Kubernetes
+# control plane (cluster.sh) and always tear it down afterwards.
+#
+# CMD runs with:
+#   KUBECONFIG                  the new cluster's admin kubeconfig
+#   PATH                        prefixed with the venv bin dir that holds kubectl
+#   FLIGHTDECK_CLUSTER_NAME     the cluster's unique name (for cluster.sh status)
+#   FLIGHTDECK_CLUSTER_RUN_DIR  its run dir (component logs: *.log there)
+# The exit status is CMD's. The cluster is stopped when CMD ends, fails, or this
+# script gets Ctrl-C / SIGTERM / SIGHUP (CMD is sent SIGTERM first); if this
+# script is killed outright, a watchdog stops the cluster within a second.
+#
+# Environment:
+#   FLIGHTDECK_TEST_KUBECONFIG  run CMD against this existing cluster instead
+#                               (kind, k3d, a cloud cluster); nothing is started
+#   FLIGHTDECK_CLUSTER_LOG_DIR  copy the components' logs here before stopping
+#   FLIGHTDECK_CACHE, FLIGHTDECK_CLUSTER_TIMEOUT: as for cluster.sh
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ $# -eq 0 ]; then
+  sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+fi
+
+kubectl_dir=$("$HERE/../lib/venv.sh" "$HERE/requirements.txt") || { echo "with-cluster: cannot install kubectl" >&2; exit 1; }
+export PATH=$kubectl_dir:$PATH
+
+if [ -n "${FLIGHTDECK_TEST_KUBECONFIG:-}" ]; then
+  echo "with-cluster: using the existing cluster of $FLIGHTDECK_TEST_KUBECONFIG" >&2
+  export KUBECONFIG=$FLIGHTDECK_TEST_KUBECONFIG
+  exec "$@"
+fi
+
+# Unique per call, so parallel callers never share (or stop) each other's cluster.
+export FLIGHTDECK_CLUSTER_NAME="wc-$$-$(date +%s)-$RANDOM"
+unset FLIGHTDECK_CLUSTER_RUN_DIR
+child=
+
+cleanup() {
+  local rc=$?
+  "$HERE/cluster.sh" stop || echo "with-cluster: stopping cluster $FLIGHTDECK_CLUSTER_NAME failed" >&2
+  exit "$rc"
+}
+
+# on_signal SIG CODE: end CMD (SIGTERM, then SIGKILL after 10 s), then exit
+# with the shell's usual 128+N status, which runs cleanup.
+on_signal() {
+  local sig=$1 code=$2 i
+  echo "with-cluster: got SIG$sig" >&2
+  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+    kill -TERM "$child" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$child" 2>/dev/null
+  fi
+  exit "$code"
+}
+
+trap cleanup EXIT
+trap 'on_signal INT 130' INT
+trap 'on_signal TERM 143' TERM
+trap 'on_signal HUP 129' HUP
+
+kubeconfig=$(FLIGHTDECK_CLUSTER_OWNER_PID=$$ "$HERE/cluster.sh" start) || exit 1
+export KUBECONFIG=$kubeconfig
+FLIGHTDECK_CLUSTER_RUN_DIR=$(dirname "$kubeconfig")
+export FLIGHTDECK_CLUSTER_RUN_DIR
+
+# CMD runs in the background so that a signal to this script is handled at
+# once (bash defers traps until a foreground command ends). A background job
+# of a non-interactive shell ignores SIGINT and reads /dev/null; undo both.
+( trap - INT QUIT; exec "$@" ) <&0 &
+child=$!
+wait "$child"
