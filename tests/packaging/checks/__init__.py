@@ -1,0 +1,1 @@
+"""Packaging checks run by tests/packaging/run.sh (see check.py)."""

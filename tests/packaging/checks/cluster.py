@@ -1,0 +1,77 @@
+"""The real API server accepts what we ship: the CRD is applied, then every
+built-in object and InferenceStack is sent as a server-side dry run. Kinds a
+1.20 server does not know (ClusterCatalog, ClusterExtension, monitors,
+rules) are validated by checks/validate.py instead."""
+
+import json
+import subprocess
+import time
+
+import yaml
+
+from .harness import CheckFailed, require
+from .manifests import ROOT
+
+UNKNOWN_TO_SERVER = {"olm.operatorframework.io", "monitoring.coreos.com"}
+
+
+def kubectl(args, stdin=None):
+    result = subprocess.run(["kubectl", *args], cwd=ROOT, input=stdin, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CheckFailed(f"kubectl {' '.join(args)}:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def apply_crd_and_namespaces(objects):
+    crds = [o for _, o in objects if o["kind"] == "CustomResourceDefinition"]
+    namespaces = {o["metadata"]["name"]: o for _, o in objects if o["kind"] == "Namespace"}
+    namespaces.update({ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                       for ns in {o["metadata"].get("namespace") for _, o in objects} - {None} - set(namespaces)})
+    first = {c["metadata"]["name"]: c for c in crds}
+    stream = yaml.safe_dump_all(list(first.values()) + list(namespaces.values()))
+    kubectl(["apply", "--server-side", "--field-manager=packaging-test", "-f", "-"], stream)
+    for name in first:
+        deadline = time.time() + 30
+        while True:
+            conditions = json.loads(kubectl(["get", "crd", name, "-o", "json"]))["status"].get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.time() > deadline:
+                raise CheckFailed(f"CRD {name} not Established after 30 s: {conditions}")
+            time.sleep(0.5)
+    return f"{len(first)} CRD(s), {len(namespaces)} namespace(s) applied"
+
+
+def dry_run_everything(objects):
+    sent, skipped = 0, 0
+    problems = []
+    for source, obj in objects:
+        group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+        if group in UNKNOWN_TO_SERVER:
+            skipped += 1
+            continue
+        result = subprocess.run(["kubectl", "apply", "--server-side", "--dry-run=server",
+                                 "--field-manager=packaging-test", "-f", "-"],
+                                cwd=ROOT, input=yaml.safe_dump(obj), capture_output=True, text=True)
+        if result.returncode != 0:
+            problems.append(f"{source}: {obj['kind']} {obj['metadata'].get('name')}: {result.stderr.strip()}")
+        sent += 1
+    require(not problems, "the API server rejects:\n  " + "\n  ".join(problems))
+    return f"{sent} objects accepted, {skipped} of kinds the 1.20 server does not serve checked by schema"
+
+
+def invalid_stack_is_rejected():
+    """The CRD's schema is enforced: a stack with an unknown engine fails."""
+    bad = {"apiVersion": "flightdeck.dev/v1alpha1", "kind": "InferenceStack",
+           "metadata": {"name": "bad", "namespace": "default"},
+           "spec": {"applications": {"m": {"engine": "onnx", "readerConfig": {"modelName": "x"}}}}}
+    result = subprocess.run(["kubectl", "apply", "--server-side", "--dry-run=server", "-f", "-"],
+                            cwd=ROOT, input=yaml.safe_dump(bad), capture_output=True, text=True)
+    require(result.returncode != 0 and "engine" in result.stderr,
+            f"the API server accepted an InferenceStack with engine onnx: {result.stdout}{result.stderr}")
+
+
+def all_checks(runner, objects):
+    runner.run("API server: apply the CRD and namespaces", apply_crd_and_namespaces, objects)
+    runner.run("API server: server-side dry run of every built-in object and InferenceStack", dry_run_everything, objects)
+    runner.run("API server: the CRD schema rejects a bad InferenceStack", invalid_stack_is_rejected)
