@@ -7,8 +7,9 @@
 #   PATH                        prefixed with the venv bin dir that holds kubectl
 #   FLIGHTDECK_CLUSTER_NAME     the cluster's unique name (for cluster.sh status)
 #   FLIGHTDECK_CLUSTER_RUN_DIR  its run dir (component logs: *.log there)
-# The exit status is CMD's. The cluster is stopped when CMD ends, fails, or this
-# script gets Ctrl-C / SIGTERM / SIGHUP (CMD is sent SIGTERM first); if this
+# The exit status is CMD's. When CMD ends, fails, or this script gets Ctrl-C /
+# SIGTERM / SIGHUP, CMD's process group is sent SIGTERM (SIGKILL after 10 s; this
+# also ends processes CMD left behind) and the cluster is stopped. If this
 # script is killed outright, a watchdog stops the cluster within a second.
 #
 # Environment:
@@ -37,24 +38,45 @@ fi
 export FLIGHTDECK_CLUSTER_NAME="wc-$$-$(date +%s)-$RANDOM"
 unset FLIGHTDECK_CLUSTER_RUN_DIR
 child=
+CMD_NAME=$1
 
 cleanup() {
   local rc=$?
-  "$HERE/cluster.sh" stop || echo "with-cluster: stopping cluster $FLIGHTDECK_CLUSTER_NAME failed" >&2
+  end_cmd
+  if "$HERE/cluster.sh" stop; then
+    # The name was ours alone, so nobody else can be waiting on its lock file.
+    rm -f "${TMPDIR:-/tmp}/flightdeck-cluster-$(id -u)-$FLIGHTDECK_CLUSTER_NAME.lock"
+  else
+    echo "with-cluster: stopping cluster $FLIGHTDECK_CLUSTER_NAME failed" >&2
+  fi
   exit "$rc"
 }
 
-# on_signal SIG CODE: end CMD (SIGTERM, then SIGKILL after 10 s), then exit
-# with the shell's usual 128+N status, which runs cleanup.
+# end_cmd: SIGTERM to CMD's whole process group (test binaries, servers it
+# started), SIGKILL to whatever is left after 10 s.
+end_cmd() {
+  local i
+  [ -n "$child" ] && group_running "$child" || return 0
+  kill -TERM -- "-$child" 2>/dev/null
+  for i in $(seq 1 100); do group_running "$child" || return 0; sleep 0.1; done
+  kill -KILL -- "-$child" 2>/dev/null
+}
+
+# group_running PGID: some process of the group is alive and not a zombie
+# (kill -0 also counts zombies, and CMD is one until we reap it).
+group_running() {
+  awk -v pgid="$1" '{
+      rest = $0; while ((i = index(rest, ") ")) > 0) rest = substr(rest, i + 2)
+      split(rest, f, " "); if (f[3] == pgid && f[1] != "Z") found = 1
+    } END { exit !found }' /proc/[0-9]*/stat 2>/dev/null
+}
+
+# on_signal SIG CODE: end CMD, then exit with the shell's usual 128+N status,
+# which runs cleanup.
 on_signal() {
-  local sig=$1 code=$2 i
-  echo "with-cluster: got SIG$sig" >&2
-  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-    kill -TERM "$child" 2>/dev/null
-    for i in $(seq 1 100); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$child" 2>/dev/null
-  fi
-  exit "$code"
+  echo "with-cluster: got SIG$1; ending ${CMD_NAME}" >&2
+  end_cmd
+  exit "$2"
 }
 
 trap cleanup EXIT
@@ -68,8 +90,10 @@ FLIGHTDECK_CLUSTER_RUN_DIR=$(dirname "$kubeconfig")
 export FLIGHTDECK_CLUSTER_RUN_DIR
 
 # CMD runs in the background so that a signal to this script is handled at
-# once (bash defers traps until a foreground command ends). A background job
-# of a non-interactive shell ignores SIGINT and reads /dev/null; undo both.
-( trap - INT QUIT; exec "$@" ) <&0 &
+# once (bash defers traps until a foreground command ends), in a session of its
+# own so that it and everything it starts can be ended as one process group.
+# A background job of a non-interactive shell ignores SIGINT and reads
+# /dev/null; the subshell undoes both before it becomes CMD.
+( trap - INT QUIT; exec setsid "$@" ) <&0 &
 child=$!
 wait "$child"

@@ -8,6 +8,18 @@ set -euo pipefail
 cache=${FLIGHTDECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flightdeck}
 venv=$cache/venv
 mkdir -p "$cache"
+
+stamp_of() { echo "$venv/.installed-$(sha256sum "$1" | cut -c1-16)"; }
+
+# Fast path without the lock: everything asked for is installed already, so a
+# caller never waits behind another script's long install (an sdist build).
+all_installed=1
+for req in "$@"; do [ -e "$(stamp_of "$req")" ] || all_installed=0; done
+if [ "$all_installed" = 1 ] && [ -x "$venv/bin/python" ] && [ -x "$venv/bin/pip" ]; then
+  echo "$venv/bin"
+  exit 0
+fi
+
 exec 9>"$cache/venv.lock"
 flock 9
 
@@ -35,7 +47,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -x "$venv/bin/pip" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip >&2
 fi
 for req in "$@"; do
-  stamp=$venv/.installed-$(sha256sum "$req" | cut -c1-16)
+  stamp=$(stamp_of "$req")
   [ -e "$stamp" ] && continue
   echo "flightdeck: pip install -r $req (first run only; cached in $venv)" >&2
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
