@@ -35,9 +35,13 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/install.sh
 . "$HERE/lib/install.sh"
+# shellcheck source=lib/build.sh
 . "$HERE/lib/build.sh"
+# shellcheck source=lib/process.sh
 . "$HERE/lib/process.sh"
+# shellcheck source=lib/pki.sh
 . "$HERE/lib/pki.sh"
 
 say() { echo "flightdeck-cluster[$NAME]: $*" >&2; }
@@ -132,7 +136,7 @@ start_components() {
 
   # The controller manager runs garbage collection, Deployments -> ReplicaSets
   # and service-account tokens; it signs those tokens with the apiserver's key.
-  mkdir -m 700 -p "$RUN_DIR/kcm-certs" "$RUN_DIR/flexvolume"
+  mkdir "$RUN_DIR/kcm-certs" "$RUN_DIR/flexvolume"
   spawn kube-controller-manager "$BIN_DIR/kube-controller-manager" \
     --kubeconfig="$RUN_DIR/kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$kcm_port" --port=0 --cert-dir="$RUN_DIR/kcm-certs" \
@@ -165,7 +169,8 @@ start() {
   trap on_start_exit EXIT
   local t0 attempt
   t0=$(now_ms)
-  mkdir -m 700 -p "$RUN_DIR"
+  mkdir -p "$RUN_DIR"
+  chmod 700 "$RUN_DIR"
   touch "$RUN_DIR/$MARKER"
   start_watchdog
   make_pki
@@ -198,6 +203,7 @@ case $cmd in
   env)
     is_running || die "not running"
     bin=$(kubectl_bin_dir)
+    # shellcheck disable=SC2016 # $PATH is for the caller's eval to expand
     printf 'export KUBECONFIG=%q PATH=%q:$PATH\n' "$RUN_DIR/kubeconfig" "$bin" ;;
   build) ensure_binaries; kubectl_bin_dir >/dev/null; say "binaries in $BIN_DIR" ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;

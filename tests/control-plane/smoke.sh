@@ -6,6 +6,7 @@
 # server-side apply of a Deployment and a Service, the controller manager's
 # Deployment -> ReplicaSet and garbage collection of owner-referenced objects.
 # Prints one "ok"/"not ok" line per check; exits non-zero if any check fails.
+# Before any of that, the harness scripts themselves must pass shellcheck.
 #
 # Usage: tests/control-plane/smoke.sh
 #   FLIGHTDECK_TEST_KUBECONFIG=PATH  run against that cluster instead (the
@@ -19,6 +20,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DATA=$HERE/testdata
 
 if [ -z "${FLIGHTDECK_SMOKE_INSIDE:-}" ]; then
+  # The harness's own scripts first: a shell slip here breaks every suite.
+  lint_bin=$("$HERE/../lib/venv.sh" "$HERE/requirements-lint.txt") || exit 1
+  "$lint_bin/shellcheck" -x -P SCRIPTDIR "$HERE"/*.sh "$HERE"/lib/*.sh "$HERE"/../lib/venv.sh || {
+    echo "not ok - the control-plane scripts pass shellcheck"; exit 1; }
+  echo "ok - the control-plane scripts pass shellcheck"
   # The one-time build may take 20 minutes; bound only what comes after it.
   if [ -z "${FLIGHTDECK_TEST_KUBECONFIG:-}" ]; then "$HERE/cluster.sh" build || exit 1; fi
   FLIGHTDECK_SMOKE_INSIDE=1 exec timeout "${FLIGHTDECK_SMOKE_TIMEOUT:-600}" "$HERE/with-cluster.sh" "$0" "$@"
@@ -104,8 +110,8 @@ invalid_custom_resource_is_rejected_with_field_paths() {
 }
 
 server_side_apply_of_deployment_and_service() {
-  local i managers protocol out
-  for i in 1 2; do   # twice: a re-apply of the same intent must succeed unchanged
+  local _ managers protocol out
+  for _ in 1 2; do   # twice: a re-apply of the same intent must succeed unchanged
     k apply --server-side --field-manager=flightdeck-smoke -n "$NS" -f "$DATA/app.yaml" || return 1
   done
   managers=$(k get deployment smoke-app -n "$NS" -o 'jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation} {end}')

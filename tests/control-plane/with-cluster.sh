@@ -35,7 +35,8 @@ if [ -n "${FLIGHTDECK_TEST_KUBECONFIG:-}" ]; then
 fi
 
 # Unique per call, so parallel callers never share (or stop) each other's cluster.
-export FLIGHTDECK_CLUSTER_NAME="wc-$$-$(date +%s)-$RANDOM"
+FLIGHTDECK_CLUSTER_NAME="wc-$$-$(date +%s)-$RANDOM"
+export FLIGHTDECK_CLUSTER_NAME
 unset FLIGHTDECK_CLUSTER_RUN_DIR
 child=
 CMD_NAME=$1
@@ -55,10 +56,10 @@ cleanup() {
 # end_cmd: SIGTERM to CMD's whole process group (test binaries, servers it
 # started), SIGKILL to whatever is left after 10 s.
 end_cmd() {
-  local i
+  local _
   [ -n "$child" ] && group_running "$child" || return 0
   kill -TERM -- "-$child" 2>/dev/null
-  for i in $(seq 1 100); do group_running "$child" || return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do group_running "$child" || return 0; sleep 0.1; done
   kill -KILL -- "-$child" 2>/dev/null
 }
 

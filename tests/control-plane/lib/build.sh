@@ -58,9 +58,11 @@ fetch_source() {
   (cd "$dir" && apt-get source -q --download-only "kubernetes=$K8S_DEB_SRC_VERSION" >>"$CACHE_DIR/apt.log" 2>&1) || true
   if [ ! -f "$dest" ]; then
     mirror=$(debian_mirror)
-    curl -fsSL --retry 3 -o "$dest.part" "${mirror%/}/pool/main/k/kubernetes/$K8S_ORIG_TARBALL" \
-      && mv "$dest.part" "$dest" \
-      || die "cannot download $K8S_ORIG_TARBALL (apt-get source and ${mirror%/}/pool both failed)"
+    if ! curl -fsSL --retry 3 -o "$dest.part" "${mirror%/}/pool/main/k/kubernetes/$K8S_ORIG_TARBALL"; then
+      rm -f "$dest.part"
+      die "cannot download $K8S_ORIG_TARBALL (apt-get source and ${mirror%/}/pool both failed)"
+    fi
+    mv "$dest.part" "$dest"
   fi
   echo "$K8S_ORIG_SHA256  $dest" | sha256sum -c --status || { rm -f "$dest"; die "checksum mismatch for $K8S_ORIG_TARBALL"; }
 }
@@ -96,8 +98,9 @@ build_kubernetes() {
     # Kubernetes 1.20 builds in GOPATH mode (its hack/lib sets GO111MODULE=off);
     # module mode fails on go.mod updates. CGO off: static binaries, no gcc.
     unset GOROOT
+    go_dir=$(dirname "$go")
     export GO111MODULE=off GOFLAGS="" GOPROXY=off GOTOOLCHAIN=local GOSUMDB=off CGO_ENABLED=0 \
-           GOPATH="$build_dir/gopath" GOCACHE="$build_dir/gocache" PATH="$(dirname "$go"):$PATH"
+           GOPATH="$build_dir/gopath" GOCACHE="$build_dir/gocache" PATH="$go_dir:$PATH"
     cd "$src" || exit 1
     exec >>"$log" 2>&1
     echo "== $(date -u +%FT%TZ) $(go version)"

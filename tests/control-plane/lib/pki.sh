@@ -11,7 +11,8 @@
 
 make_pki() {
   local dir=$RUN_DIR/pki
-  mkdir -m 700 -p "$dir"
+  mkdir "$dir"
+  chmod 700 "$dir"
   (
     set -e
     umask 077

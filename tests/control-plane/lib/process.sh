@@ -29,8 +29,8 @@ spawn() {
     for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
     echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$RUN_DIR/$name.pid" "$exe" "${@:2}" \
     </dev/null >"$RUN_DIR/$name.log" 2>&1 &
-  local i pid
-  for i in $(seq 1 200); do
+  local _ pid
+  for _ in $(seq 1 200); do
     if [ -s "$RUN_DIR/$name.pid" ]; then
       pid=$(cat "$RUN_DIR/$name.pid")
       # The pid file is written before exec; wait until exec has happened.
@@ -58,23 +58,23 @@ alive() {
 # "exe unreadable": that happens early in exit, before its sockets and files
 # are closed, and stop must hand back free ports and an unlocked data dir.
 gone() {
-  local stat
+  local stat fields
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
   stat=${stat##*) }
-  set -- "$1" "$2" $stat
-  [ "$3" = Z ] || [ "${22}" != "$2" ]
+  read -r -a fields <<<"$stat"   # fields[0]: state, fields[19]: start time
+  [ "${fields[0]}" = Z ] || [ "${fields[19]}" != "$2" ]
 }
 
 # stop_process NAME: TERM, up to 10 s for a clean exit, then KILL.
 stop_process() {
-  local name=$1 pid start i
+  local name=$1 pid start _
   if alive "$name"; then
     pid=$(cat "$RUN_DIR/$name.pid"); start=$(cat "$RUN_DIR/$name.start")
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do gone "$pid" "$start" && break; sleep 0.1; done
+    for _ in $(seq 1 100); do gone "$pid" "$start" && break; sleep 0.1; done
     if ! gone "$pid" "$start"; then
       kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do gone "$pid" "$start" && break; sleep 0.1; done
+      for _ in $(seq 1 50); do gone "$pid" "$start" && break; sleep 0.1; done
     fi
   fi
   rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.start"

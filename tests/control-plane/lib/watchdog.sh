@@ -7,6 +7,7 @@
 set -uo pipefail
 owner=$1 owner_start=$2 name=$3 run_dir=$4
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=process.sh
 . "$here/process.sh"
 while [ "$(proc_start_time "$owner" 2>/dev/null)" = "$owner_start" ]; do
   sleep 1
