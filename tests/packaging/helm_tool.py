@@ -52,11 +52,15 @@ def lint(args):
 def template(args):
     chart = helm.Chart.load(args.chart)
     values = merged_values(args.values)
-    chart.validate_schema(values)
+    try:
+        chart.validate_schema(values)
+    except helm.HelmError as e:
+        print(f"values do not match {args.chart}/values.schema.json: {e}", file=sys.stderr)
+        return 1
     rendered = chart.render(values, name=args.name, namespace=args.namespace, is_install=True)
     out = []
     if args.include_crds:
-        for crd in chart.crds():
+        for crd in chart.crds:
             out.append(f"# Source: {crd.get('name')}\n{crd.get('data', '')}")
     for path in sorted(rendered):
         text = rendered[path]
