@@ -1,0 +1,82 @@
+//! The `InferenceStack` resource and its top-level spec.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::LocalObjectReference;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::application::ApplicationSpec;
+use super::gateway::GatewaySpec;
+use super::status::InferenceStackStatus;
+
+/// An InferenceStack deploys open-source LLMs behind one OpenAI-compatible
+/// gateway. Clients name a model in the request's `model` field; the gateway
+/// queues the request for the consumer groups serving that model, and reader
+/// sidecars next to each inference engine pull work from those queues.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "flightdeck.dev",
+    version = "v1alpha1",
+    kind = "InferenceStack",
+    plural = "inferencestacks",
+    singular = "inferencestack",
+    namespaced,
+    status = "InferenceStackStatus",
+    derive = "PartialEq",
+    shortname = "istack",
+    category = "flightdeck",
+    doc = "An InferenceStack deploys open-source LLMs (vLLM, SGLang, llama.cpp, TGI) behind one OpenAI-compatible gateway.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the gateway and every application have all their replicas ready"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".status.gateway.endpoint",
+        description = "In-cluster URL of the gateway's OpenAI-compatible API"
+    ),
+    printcolumn(
+        name = "Applications",
+        type_ = "string",
+        json_path = ".status.applicationsReady",
+        description = "Ready applications out of all applications"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceStackSpec {
+    /// The gateway: the OpenAI-compatible entry point for clients, and the
+    /// queues that readers pull work from. Every field has a default.
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+
+    /// Applications by name. Each application runs one engine serving one
+    /// model, with a reader sidecar in every pod. The name is a DNS label of
+    /// at most 40 characters; it names the Deployment `<stack>-<name>`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "self.all(name, name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",
+            "message": "application names must be DNS-1123 labels (lower-case alphanumerics and '-')"
+        },
+        {
+            "rule": "self.all(name, size(name) <= 40)",
+            "message": "application names must be at most 40 characters"
+        }
+    ]))]
+    pub applications: BTreeMap<String, ApplicationSpec>,
+
+    /// Secrets for pulling the gateway, reader and engine images, added to
+    /// every pod the stack runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}

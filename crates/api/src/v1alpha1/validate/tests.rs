@@ -1,0 +1,190 @@
+use super::*;
+use crate::v1alpha1::InferenceStack;
+
+fn stack(yaml: &str) -> InferenceStack {
+    serde_yaml::from_str(yaml).expect("test fixture parses")
+}
+
+fn paths(stack: &InferenceStack) -> Vec<String> {
+    match validate(stack) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_iter().map(|e| e.path).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+apiVersion: flightdeck.dev/v1alpha1
+kind: InferenceStack
+metadata: {name: demo, namespace: llm}
+spec:
+  applications:
+    llama-1b:
+      engine: vllm
+      readerConfig: {modelName: unsloth/Llama-3.2-1B-Instruct}
+"#;
+
+#[test]
+fn minimal_stack_is_valid_and_defaulted() {
+    let stack = stack(MINIMAL);
+    assert_eq!(validate(&stack), Ok(()));
+    let app = &stack.spec.applications["llama-1b"];
+    assert_eq!(app.replicas, 1);
+    assert_eq!(app.reader_config.max_batch_size, 16);
+    assert_eq!(app.reader_config.tensor_parallel_size, 1);
+    assert_eq!(app.effective_consumer_groups("llama-1b"), vec!["llama-1b"]);
+    assert_eq!(stack.spec.gateway.replicas, 1);
+    assert_eq!(stack.spec.gateway.service.port, 8080);
+    assert_eq!(stack.spec.gateway.queue.max_depth, 1024);
+}
+
+#[test]
+fn reports_every_bad_field_with_its_path() {
+    let stack = stack(
+        r#"
+metadata: {name: demo}
+spec:
+  gateway:
+    replicas: -1
+    service: {port: 70000}
+    queue: {maxDepth: 0, requestTimeoutSeconds: 0}
+    ingress: {host: "not a host"}
+    apiKeys: {secretName: ""}
+  applications:
+    llama-1b:
+      engine: llamacpp
+      replicas: -2
+      consumerGroups: [Bad_Group, ok, ok]
+      readerConfig:
+        modelName: ""
+        maxBatchSize: 0
+        maxSequenceLength: 0
+        quantization: awq
+        tensorParallelSize: 2
+      modelCache: {size: lots}
+"#,
+    );
+    let errors = validate(&stack).expect_err("invalid stack");
+    let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        got,
+        vec![
+            "spec.gateway.replicas",
+            "spec.gateway.service.port",
+            "spec.gateway.ingress.host",
+            "spec.gateway.queue.maxDepth",
+            "spec.gateway.queue.requestTimeoutSeconds",
+            "spec.gateway.apiKeys.secretName",
+            "spec.applications.llama-1b.replicas",
+            "spec.applications.llama-1b.consumerGroups[0]",
+            "spec.applications.llama-1b.consumerGroups[2]",
+            "spec.applications.llama-1b.readerConfig.modelName",
+            "spec.applications.llama-1b.readerConfig.maxBatchSize",
+            "spec.applications.llama-1b.readerConfig.maxSequenceLength",
+            "spec.applications.llama-1b.readerConfig.quantization",
+            "spec.applications.llama-1b.readerConfig.tensorParallelSize",
+            "spec.applications.llama-1b.modelCache.size",
+        ]
+    );
+    let batch = &errors[10];
+    assert_eq!(batch.message, "must be between 1 and 4096, got 0");
+    assert_eq!(
+        batch.to_string(),
+        "spec.applications.llama-1b.readerConfig.maxBatchSize: must be between 1 and 4096, got 0"
+    );
+    assert!(errors[8].message.contains("duplicate"));
+}
+
+#[test]
+fn application_names_must_be_short_dns_labels() {
+    let long = "a".repeat(41);
+    let yaml = format!(
+        "metadata: {{name: demo}}\nspec:\n  applications:\n    Llama_1B:\n      engine: tgi\n      readerConfig: {{modelName: m}}\n    {long}:\n      engine: tgi\n      readerConfig: {{modelName: m}}\n"
+    );
+    assert_eq!(
+        paths(&stack(&yaml)),
+        vec![
+            "spec.applications.Llama_1B".to_owned(),
+            format!("spec.applications.{long}")
+        ]
+    );
+}
+
+#[test]
+fn stack_and_application_names_must_fit_together() {
+    let stack_name = "s".repeat(40);
+    let yaml = format!(
+        "metadata: {{name: {stack_name}}}\nspec:\n  applications:\n    twelve-chars:\n      engine: tgi\n      readerConfig: {{modelName: m}}\n"
+    );
+    let errors = validate(&stack(&yaml)).expect_err("65 characters");
+    assert_eq!(errors[0].path, "spec.applications.twelve-chars");
+    assert!(
+        errors[0].message.contains("65 characters"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[test]
+fn stack_name_must_be_a_dns1035_label() {
+    for name in ["1demo", "demo.example", &"d".repeat(48)] {
+        let yaml = format!("metadata: {{name: {name:?}}}\nspec: {{}}\n");
+        assert_eq!(paths(&stack(&yaml)), vec!["metadata.name"], "{name}");
+    }
+    assert_eq!(
+        paths(&stack("metadata: {}\nspec: {}\n")),
+        vec!["metadata.name"]
+    );
+    assert_eq!(
+        paths(&stack(&format!(
+            "metadata: {{name: {}}}\nspec: {{}}\n",
+            "d".repeat(47)
+        ))),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn cpu_needs_a_cpu_capable_image() {
+    let yaml = |engine: &str, image: &str| {
+        format!(
+            "metadata: {{name: demo}}\nspec:\n  applications:\n    app:\n      engine: {engine}\n{image}      readerConfig: {{modelName: m, device: cpu}}\n"
+        )
+    };
+    assert_eq!(
+        paths(&stack(&yaml("vllm", ""))),
+        vec!["spec.applications.app.readerConfig.device"]
+    );
+    assert_eq!(
+        paths(&stack(&yaml("sglang", ""))),
+        vec!["spec.applications.app.readerConfig.device"]
+    );
+    assert!(paths(&stack(&yaml(
+        "vllm",
+        "      image: example.com/vllm-cpu:1\n"
+    )))
+    .is_empty());
+    assert!(paths(&stack(&yaml("llamacpp", ""))).is_empty());
+    assert!(paths(&stack(&yaml("tgi", ""))).is_empty());
+}
+
+#[test]
+fn quantities() {
+    for good in ["20Gi", "1.5T", "100", "5e9", "512Mi", "1E+3"] {
+        assert!(is_quantity(good), "{good}");
+    }
+    for bad in ["", "lots", "0", "Gi", "1.2.3Gi", "20GB", "-1Gi", "1e"] {
+        assert!(!is_quantity(bad), "{bad}");
+    }
+}
+
+#[test]
+fn unknown_engine_is_a_parse_error() {
+    let err = serde_yaml::from_str::<InferenceStack>(
+        "metadata: {name: demo}\nspec:\n  applications:\n    a:\n      engine: ollama\n      readerConfig: {modelName: m}\n",
+    )
+    .expect_err("unknown engine");
+    assert!(
+        err.to_string().contains("unknown variant `ollama`"),
+        "{err}"
+    );
+}
