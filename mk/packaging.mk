@@ -69,8 +69,10 @@ catalog-push: ## Push the file-based catalog image
 	$(DOCKER) push $(CATALOG_IMG)
 
 .PHONY: install
+# Client-side apply: a server-side apply of the CRD fails on servers older than
+# the CEL rules in it (x-kubernetes-validations, 1.25+), which drop them instead.
 install: ## Install the CRD into the cluster of the current kubeconfig
-	$(KUBECTL) apply --server-side -k config/crd
+	$(KUBECTL) apply -k config/crd
 
 .PHONY: uninstall
 uninstall: ## Remove the CRD (and with it every InferenceStack)
@@ -78,7 +80,7 @@ uninstall: ## Remove the CRD (and with it every InferenceStack)
 
 .PHONY: deploy
 deploy: ## Install CRD, RBAC and operator without OLM (kustomize config/default, images of IMAGE_REGISTRY/VERSION)
-	$(KUBECTL) kustomize config/default | $(PIN_IMAGES) | $(KUBECTL) apply --server-side -f -
+	$(KUBECTL) kustomize config/default | $(PIN_IMAGES) | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: ## Remove everything `make deploy` installed

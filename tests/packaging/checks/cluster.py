@@ -15,6 +15,47 @@ from .manifests import ROOT
 UNKNOWN_TO_SERVER = {"olm.operatorframework.io", "monitoring.coreos.com"}
 
 
+_SERVER = {}
+
+
+def server_is_old():
+    """True for servers before 1.25 (see validate_flag)."""
+    return validate_flag() == "--validate=false"
+
+
+def apply_args(kind, dry_run):
+    """Server-side apply, except for CRDs on servers before 1.25: their
+    typed schema lacks x-kubernetes-validations (CEL rules, 1.25+), so a
+    server-side apply of our CRD fails there, while a client-side apply
+    succeeds and the server drops the rules it cannot enforce."""
+    args = ["apply", "--field-manager=packaging-test"]
+    if kind == "CustomResourceDefinition" and server_is_old():
+        args.append("--validate=false")
+    else:
+        args += ["--server-side", validate_flag()]
+    if dry_run:
+        args.append("--dry-run=server")
+    return args + ["-f", "-"]
+
+
+def validate_flag():
+    """Servers from 1.25 check fields themselves (--validate=strict). Older
+    ones (the 1.20 test server) have no field validation, and kubectl's
+    client-side check against their OpenAPI v2 rejects fields they would
+    simply drop (x-kubernetes-validations); schemas are checked strictly by
+    validate.py instead."""
+    if "flag" in _SERVER:
+        return _SERVER["flag"]
+    result = subprocess.run(["kubectl", "version", "-o", "json"], capture_output=True, text=True)
+    try:
+        server = json.loads(result.stdout)["serverVersion"]
+        minor = int("".join(ch for ch in server["minor"] if ch.isdigit()))
+    except (ValueError, KeyError):
+        raise CheckFailed(f"cannot read the server version: {result.stderr.strip()}")
+    _SERVER["flag"] = "--validate=strict" if (int(server["major"]), minor) >= (1, 25) else "--validate=false"
+    return _SERVER["flag"]
+
+
 def kubectl(args, stdin=None):
     result = subprocess.run(["kubectl", *args], cwd=ROOT, input=stdin, capture_output=True, text=True)
     if result.returncode != 0:
@@ -28,8 +69,8 @@ def apply_crd_and_namespaces(objects):
     namespaces.update({ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                        for ns in {o["metadata"].get("namespace") for _, o in objects} - {None} - set(namespaces)})
     first = {c["metadata"]["name"]: c for c in crds}
-    stream = yaml.safe_dump_all(list(first.values()) + list(namespaces.values()))
-    kubectl(["apply", "--server-side", "--field-manager=packaging-test", "-f", "-"], stream)
+    kubectl(apply_args("CustomResourceDefinition", False), yaml.safe_dump_all(list(first.values())))
+    kubectl(apply_args("Namespace", False), yaml.safe_dump_all(list(namespaces.values())))
     for name in first:
         deadline = time.time() + 30
         while True:
@@ -50,8 +91,7 @@ def dry_run_everything(objects):
         if group in UNKNOWN_TO_SERVER:
             skipped += 1
             continue
-        result = subprocess.run(["kubectl", "apply", "--server-side", "--dry-run=server",
-                                 "--field-manager=packaging-test", "-f", "-"],
+        result = subprocess.run(["kubectl", *apply_args(obj["kind"], True)],
                                 cwd=ROOT, input=yaml.safe_dump(obj), capture_output=True, text=True)
         if result.returncode != 0:
             problems.append(f"{source}: {obj['kind']} {obj['metadata'].get('name')}: {result.stderr.strip()}")
@@ -65,7 +105,7 @@ def invalid_stack_is_rejected():
     bad = {"apiVersion": "flightdeck.dev/v1alpha1", "kind": "InferenceStack",
            "metadata": {"name": "bad", "namespace": "default"},
            "spec": {"applications": {"m": {"engine": "onnx", "readerConfig": {"modelName": "x"}}}}}
-    result = subprocess.run(["kubectl", "apply", "--server-side", "--dry-run=server", "-f", "-"],
+    result = subprocess.run(["kubectl", *apply_args(bad["kind"], True)],
                             cwd=ROOT, input=yaml.safe_dump(bad), capture_output=True, text=True)
     require(result.returncode != 0 and "engine" in result.stderr,
             f"the API server accepted an InferenceStack with engine onnx: {result.stdout}{result.stderr}")
