@@ -26,7 +26,10 @@ spawn() {
   echo "$exe" >"$RUN_DIR/$name.exe"
   # shellcheck disable=SC2016
   setsid bash -c '
-    for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+    fds=$(ls /proc/$$/fd)
+    for fd in $fds; do
+      if [ "$fd" -gt 2 ] && [ -e "/proc/$$/fd/$fd" ]; then eval "exec $fd>&-"; fi
+    done
     echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$RUN_DIR/$name.pid" "$exe" "${@:2}" \
     </dev/null >"$RUN_DIR/$name.log" 2>&1 &
   local _ pid
@@ -37,6 +40,9 @@ spawn() {
       if [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$exe" ]; then
         proc_start_time "$pid" >"$RUN_DIR/$name.start" && return 0
       fi
+      # Already exited (a port taken, a bad flag): the caller's wait_http
+      # reads the log and tells which.
+      if gone "$pid" ""; then return 0; fi
     fi
     sleep 0.05
   done
@@ -54,7 +60,8 @@ alive() {
   [ "$(proc_start_time "$pid")" = "$(cat "$RUN_DIR/$name.start")" ]
 }
 
-# gone PID START: the process has fully exited (or is a zombie). Not merely
+# gone PID [START]: the process has fully exited (or is a zombie), or PID is
+# now another process (START given and different). Not merely
 # "exe unreadable": that happens early in exit, before its sockets and files
 # are closed, and stop must hand back free ports and an unlocked data dir.
 gone() {
@@ -62,7 +69,7 @@ gone() {
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
   stat=${stat##*) }
   read -r -a fields <<<"$stat"   # fields[0]: state, fields[19]: start time
-  [ "${fields[0]}" = Z ] || [ "${fields[19]}" != "$2" ]
+  [ "${fields[0]}" = Z ] || { [ -n "$2" ] && [ "${fields[19]}" != "$2" ]; }
 }
 
 # stop_process NAME: TERM, up to 10 s for a clean exit, then KILL.
