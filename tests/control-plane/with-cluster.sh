@@ -20,6 +20,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# CI may run us with stdin closed; CMD gets our stdin below, so make it valid.
+if [ ! -e "/proc/$$/fd/0" ]; then exec </dev/null; fi
 if [ $# -eq 0 ]; then
   sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
