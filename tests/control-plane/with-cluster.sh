@@ -10,7 +10,8 @@
 # The exit status is CMD's. When CMD ends, fails, or this script gets Ctrl-C /
 # SIGTERM / SIGHUP, CMD's process group is sent SIGTERM (SIGKILL after 10 s; this
 # also ends processes CMD left behind) and the cluster is stopped. If this
-# script is killed outright, a watchdog stops the cluster within a second.
+# script is killed outright, a watchdog ends CMD's process group and stops the
+cluster within a second.
 #
 # Environment:
 #   FLIGHTDECK_TEST_KUBECONFIG  run CMD against this existing cluster instead
@@ -20,6 +21,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/process.sh
+. "$HERE/lib/process.sh"
 # CI may run us with stdin closed; CMD gets our stdin below, so make it valid.
 if [ ! -e "/proc/$$/fd/0" ]; then exec </dev/null; fi
 if [ $# -eq 0 ]; then
@@ -65,14 +68,6 @@ end_cmd() {
   kill -KILL -- "-$child" 2>/dev/null
 }
 
-# group_running PGID: some process of the group is alive and not a zombie
-# (kill -0 also counts zombies, and CMD is one until we reap it).
-group_running() {
-  awk -v pgid="$1" '{
-      rest = $0; while ((i = index(rest, ") ")) > 0) rest = substr(rest, i + 2)
-      split(rest, f, " "); if (f[3] == pgid && f[1] != "Z") found = 1
-    } END { exit !found }' /proc/[0-9]*/stat 2>/dev/null
-}
 
 # on_signal SIG CODE: end CMD, then exit with the shell's usual 128+N status,
 # which runs cleanup.
@@ -99,4 +94,6 @@ export FLIGHTDECK_CLUSTER_RUN_DIR
 # /dev/null; the subshell undoes both before it becomes CMD.
 ( trap - INT QUIT; exec setsid "$@" ) <&0 &
 child=$!
+# For the watchdog, should this script be SIGKILLed (see lib/watchdog.sh).
+echo "$child $(proc_start_time "$child")" >"$FLIGHTDECK_CLUSTER_RUN_DIR/owner-group"
 wait "$child"

@@ -87,6 +87,15 @@ stop_process() {
   rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.start"
 }
 
+# group_running PGID: some process of the group is alive and not a zombie
+# (kill -0 also counts zombies, which nobody may reap for a while).
+group_running() {
+  awk -v pgid="$1" '{
+      rest = $0; while ((i = index(rest, ") ")) > 0) rest = substr(rest, i + 2)
+      split(rest, f, " "); if (f[3] == pgid && f[1] != "Z") found = 1
+    } END { exit !found }' /proc/[0-9]*/stat 2>/dev/null
+}
+
 # rss_kib NAME: resident memory of a running process, for status and timings.
 rss_kib() {
   alive "$1" || { echo 0; return; }
