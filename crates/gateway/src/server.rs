@@ -1,0 +1,214 @@
+//! The two listeners, their routers and the shutdown order.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{ApiKeys, ReaderToken};
+use crate::cli::Args;
+use crate::client_api;
+use crate::config_watch::ConfigWatcher;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::protocol::{LEASE_PATH, LEAVE_PATH, UPLOAD_PATH};
+use crate::reader_api;
+use crate::state::{AppState, SharedState};
+
+/// The client-facing router (also used by the handler tests).
+pub fn client_router(state: SharedState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(client_api::chat_completions))
+        .route("/v1/completions", post(client_api::completions))
+        .route("/v1/embeddings", post(client_api::embeddings))
+        .route("/v1/models", get(client_api::list_models))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(client_api::not_found)
+        .with_state(state)
+}
+
+/// The reader pull API router.
+pub fn reader_router(state: SharedState) -> Router {
+    Router::new()
+        .route(LEASE_PATH, post(reader_api::lease))
+        .route(UPLOAD_PATH, post(reader_api::upload))
+        .route(LEAVE_PATH, post(reader_api::leave))
+        .route("/healthz", get(healthz))
+        .fallback(client_api::not_found)
+        .with_state(state)
+}
+
+/// Requests by route template (never the raw path) and status code.
+async fn count_requests(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    state.metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<SharedState>) -> Response {
+    if state.is_ready() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    state.broker.refresh_gauges();
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Builds the shared state from the flags.
+pub fn build_state(args: &Args) -> Result<SharedState, GatewayError> {
+    let token = match &args.reader_token_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|source| GatewayError::Io {
+            context: format!("reading reader token {}", path.display()),
+            source,
+        })?),
+        None => args.reader_token.clone(),
+    };
+    if token.as_deref().map(str::trim).unwrap_or_default().is_empty() {
+        tracing::warn!("no reader token configured: the pull API refuses every reader");
+    }
+    let api_keys = match &args.api_keys_dir {
+        Some(dir) => ApiKeys::load_dir(dir)?,
+        None => ApiKeys::default(),
+    };
+    let metrics = Arc::new(Metrics::new()?);
+    Ok(Arc::new(AppState::new(metrics, ReaderToken::new(token.as_deref()), api_keys, args.max_body_bytes)))
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Io { context: format!("binding {addr}"), source })
+}
+
+/// Runs the gateway until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), GatewayError> {
+    let state = build_state(&args)?;
+    let client = bind(&args.listen).await?;
+    let reader = bind(&args.reader_listen).await?;
+    tracing::info!(client = %args.listen, reader = %args.reader_listen, "gateway listening");
+    serve(
+        state,
+        client,
+        reader,
+        args.config.clone(),
+        args.api_keys_dir.clone(),
+        shutdown_signal(),
+        Duration::from_secs(args.shutdown_grace_seconds),
+    )
+    .await
+}
+
+/// Serves both listeners until `shutdown` resolves, then drains: the client
+/// listener stops accepting and finishes in-flight requests (at most
+/// `grace`), while the reader listener stays up so readers can still upload
+/// the answers those requests wait for; it closes last.
+pub async fn serve(
+    state: SharedState,
+    client: TcpListener,
+    reader: TcpListener,
+    config_path: PathBuf,
+    api_keys_dir: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), GatewayError> {
+    let mut watcher = ConfigWatcher::new(config_path, api_keys_dir);
+    watcher.poll(&state);
+    tokio::spawn(watcher.run(state.clone()));
+    tokio::spawn(expire_leases(state.clone()));
+
+    let (client_stop_tx, client_stop) = watch::channel(false);
+    let (reader_stop_tx, reader_stop) = watch::channel(false);
+    let client_app = client_router(state.clone());
+    let client_server = tokio::spawn(async move {
+        axum::serve(client, client_app).with_graceful_shutdown(wait_for(client_stop)).await
+    });
+    let reader_app = reader_router(state.clone());
+    let reader_server = tokio::spawn(async move {
+        axum::serve(reader, reader_app).with_graceful_shutdown(wait_for(reader_stop)).await
+    });
+
+    shutdown.await;
+    tracing::info!(outstanding = state.broker.outstanding(), "shutting down: draining in-flight requests");
+    state.begin_shutdown();
+    let _ = client_stop_tx.send(true);
+    let deadline = Instant::now() + grace;
+    let mut client_server = client_server;
+    if tokio::time::timeout_at(deadline.into(), &mut client_server).await.is_err() {
+        tracing::warn!(outstanding = state.broker.outstanding(), "grace period over; dropping what is left");
+        client_server.abort();
+    }
+    state.broker.wake_all_waiters();
+    let _ = reader_stop_tx.send(true);
+    let mut reader_server = reader_server;
+    if tokio::time::timeout(Duration::from_secs(2), &mut reader_server).await.is_err() {
+        reader_server.abort();
+    }
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn expire_leases(state: SharedState) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        state.broker.expire_leases(Instant::now());
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
