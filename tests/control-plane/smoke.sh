@@ -4,7 +4,8 @@
 # It checks what those tests rely on: the server version, RBAC, a CRD with
 # status subresource and OpenAPI validation (enum, minimum, defaults),
 # server-side apply of a Deployment and a Service, the controller manager's
-# Deployment -> ReplicaSet and garbage collection of owner-referenced objects.
+# Deployment -> ReplicaSet and garbage collection of owner-referenced objects,
+# and that a service account's token authenticates and is held to its Role.
 # Prints one "ok"/"not ok" line per check; exits non-zero if any check fails.
 # Before any of that, the harness scripts themselves must pass shellcheck.
 #
@@ -157,6 +158,26 @@ dependent_is_gone() {
   grep -q NotFound <<<"$out"
 }
 
+service_account_token_authenticates_under_rbac() {
+  k create serviceaccount smoke-reader -n "$NS" || return 1
+  k create role configmap-reader -n "$NS" --verb=get,list --resource=configmaps || return 1
+  k create rolebinding smoke-reader -n "$NS" --role=configmap-reader --serviceaccount="$NS:smoke-reader" || return 1
+  local secret token out
+  # The controller manager's token controller signs a token into a Secret
+  # (Kubernetes 1.20); newer clusters only hand out bound tokens.
+  wait_until 30 test -n "$(k get serviceaccount smoke-reader -n "$NS" -o 'jsonpath={.secrets[0].name}' 2>/dev/null)" || true
+  secret=$(k get serviceaccount smoke-reader -n "$NS" -o 'jsonpath={.secrets[0].name}')
+  if [ -n "$secret" ]; then
+    token=$(k get secret "$secret" -n "$NS" -o 'jsonpath={.data.token}' | base64 -d)
+  else
+    token=$(k create token smoke-reader -n "$NS") || return 1
+  fi
+  k --token="$token" get configmaps -n "$NS" -o name >/dev/null || { echo "the token cannot list configmaps"; return 1; }
+  if out=$(k --token="$token" get secrets -n "$NS" 2>&1); then echo "the token may list secrets"; return 1; fi
+  echo "token lists configmaps; secrets: $out"
+  grep -q Forbidden <<<"$out"
+}
+
 # Matters on a shared cluster (FLIGHTDECK_TEST_KUBECONFIG); a fresh one is discarded anyway.
 cleanup() {
   k delete namespace "$NS" --wait=false >/dev/null 2>&1
@@ -174,5 +195,6 @@ check "invalid custom resource is rejected with field paths" invalid_custom_reso
 check "server-side apply of a Deployment and a Service" server_side_apply_of_deployment_and_service
 check "kube-controller-manager makes ReplicaSets" controller_manager_makes_replicasets
 check "owner-referenced ConfigMap is garbage-collected" owner_referenced_configmap_is_garbage_collected
+check "service-account token authenticates, under RBAC" service_account_token_authenticates_under_rbac
 echo "# $passed passed, $failed failed"
 [ "$failed" = 0 ]
