@@ -7,7 +7,8 @@
 # Deployment -> ReplicaSet and garbage collection of owner-referenced objects,
 # and that a service account's token authenticates and is held to its Role.
 # Prints one "ok"/"not ok" line per check; exits non-zero if any check fails.
-# Before any of that, the harness scripts themselves must pass shellcheck.
+# Before any of that, the harness scripts themselves must pass shellcheck;
+# after it, nothing of the cluster may be left running.
 #
 # Usage: tests/control-plane/smoke.sh
 #   FLIGHTDECK_TEST_KUBECONFIG=PATH  run against that cluster instead (the
@@ -28,7 +29,36 @@ if [ -z "${FLIGHTDECK_SMOKE_INSIDE:-}" ]; then
   echo "ok - the control-plane scripts pass shellcheck"
   # The one-time build may take 20 minutes; bound only what comes after it.
   if [ -z "${FLIGHTDECK_TEST_KUBECONFIG:-}" ]; then "$HERE/cluster.sh" build || exit 1; fi
-  FLIGHTDECK_SMOKE_INSIDE=1 exec timeout "${FLIGHTDECK_SMOKE_TIMEOUT:-600}" "$HERE/with-cluster.sh" "$0" "$@"
+  state=$(mktemp)
+  FLIGHTDECK_SMOKE_STATE=$state FLIGHTDECK_SMOKE_INSIDE=1 \
+    timeout "${FLIGHTDECK_SMOKE_TIMEOUT:-600}" "$HERE/with-cluster.sh" "$0" "$@"
+  rc=$?
+  # with-cluster.sh must leave nothing behind: no run dir, no process.
+  if read -r run_dir <"$state" 2>/dev/null; then
+    # shellcheck source=lib/process.sh
+    . "$HERE/lib/process.sh"
+    leftovers=$([ ! -d "$run_dir" ] || echo "$run_dir")
+    while read -r name pid start; do
+      gone "$pid" "$start" || leftovers="$leftovers $name($pid)"
+    done < <(tail -n +2 "$state")
+    if [ -z "$leftovers" ]; then
+      echo "ok - with-cluster.sh tore the cluster down"
+    else
+      echo "not ok - with-cluster.sh tore the cluster down"; echo "    left behind: $leftovers"; rc=1
+    fi
+  fi
+  rm -f "$state"
+  exit "$rc"
+fi
+
+# For the teardown check above: the run dir and each component's PID.
+if [ -n "${FLIGHTDECK_SMOKE_STATE:-}" ] && [ -n "${FLIGHTDECK_CLUSTER_RUN_DIR:-}" ]; then
+  {
+    echo "$FLIGHTDECK_CLUSTER_RUN_DIR"
+    for c in etcd kube-apiserver kube-controller-manager watchdog; do
+      echo "$c $(cat "$FLIGHTDECK_CLUSTER_RUN_DIR/$c.pid") $(cat "$FLIGHTDECK_CLUSTER_RUN_DIR/$c.start")"
+    done
+  } >"$FLIGHTDECK_SMOKE_STATE"
 fi
 
 NS=flightdeck-smoke-$RANDOM
