@@ -165,6 +165,7 @@ start() {
   lock_instance
   if is_running; then echo "$RUN_DIR/kubeconfig"; return 0; fi
   stop_instance   # a stale or half-started instance of the same name
+  ensure_tools
   ensure_binaries
   trap on_start_exit EXIT
   local t0 attempt
