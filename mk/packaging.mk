@@ -16,6 +16,9 @@ BUNDLE_IMG ?= $(IMAGE_REGISTRY)/flightdeck-operator-bundle:v$(VERSION)
 CATALOG_IMG ?= $(IMAGE_REGISTRY)/flightdeck-operator-catalog:v$(VERSION)
 DOCKER ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo buildah)
 BINARIES ?= builder
+# buildah without a container runtime: chroot isolation (and STORAGE_DRIVER=vfs
+# in the environment where overlay is unavailable).
+BUILD_FLAGS ?= $(if $(filter buildah,$(notdir $(DOCKER))),--isolation chroot,)
 KUBECTL ?= kubectl
 RUST_TARGET ?= x86_64-unknown-linux-gnu
 FLIGHTDECK ?= $(CARGO) run -q -p flightdeck-cli --
@@ -34,9 +37,9 @@ dist: ## Build static operator/gateway/reader binaries into dist/ (for BINARIES=
 
 .PHONY: docker-build
 docker-build: ## Build the operator, gateway and reader images (BINARIES=prebuilt uses dist/)
-	$(DOCKER) build --build-arg BINARIES=$(BINARIES) --target operator -t $(OPERATOR_IMG) .
-	$(DOCKER) build --build-arg BINARIES=$(BINARIES) --target gateway -t $(GATEWAY_IMG) .
-	$(DOCKER) build --build-arg BINARIES=$(BINARIES) --target reader -t $(READER_IMG) .
+	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target operator -t $(OPERATOR_IMG) .
+	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target gateway -t $(GATEWAY_IMG) .
+	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target reader -t $(READER_IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the operator, gateway and reader images
@@ -50,7 +53,7 @@ bundle: ## Generate bundle/ (CSV, annotations) and bundle.Dockerfile from config
 
 .PHONY: bundle-build
 bundle-build: ## Build the OLM bundle image
-	$(DOCKER) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+	$(DOCKER) build $(BUILD_FLAGS) -f bundle.Dockerfile -t $(BUNDLE_IMG) .
 
 .PHONY: bundle-push
 bundle-push: ## Push the OLM bundle image
@@ -62,7 +65,7 @@ catalog: ## Render the file-based catalog from catalog/operator_catalog.yaml
 
 .PHONY: catalog-build
 catalog-build: ## Build the file-based catalog image
-	$(DOCKER) build -f Dockerfile.catalog -t $(CATALOG_IMG) .
+	$(DOCKER) build $(BUILD_FLAGS) -f Dockerfile.catalog -t $(CATALOG_IMG) .
 
 .PHONY: catalog-push
 catalog-push: ## Push the file-based catalog image
