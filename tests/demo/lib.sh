@@ -1,0 +1,47 @@
+# shellcheck shell=bash
+# Shared helpers of tests/demo/run.sh and tests/demo/in-cluster.sh (sourced).
+# Every step says what it is doing: a newcomer watches this output.
+
+# step TEXT: a visible heading for one step.
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# say TEXT: a detail line under the current step.
+say() { printf '    %s\n' "$*"; }
+# fail TEXT: print why and exit non-zero (the EXIT trap cleans up).
+fail() { printf '\033[31mdemo: FAILED: %s\033[0m\n' "$*" >&2; exit 1; }
+# show CMD...: print a command, then run it (its output is the point).
+show() { printf '    $ %s\n' "$*"; "$@"; }
+
+# free_port: a loopback TCP port nobody listens on right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# target_dir: where cargo puts build outputs (CI points CARGO_TARGET_DIR at a cache).
+target_dir() {
+  if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    case $CARGO_TARGET_DIR in /*) echo "$CARGO_TARGET_DIR" ;; *) echo "$PWD/$CARGO_TARGET_DIR" ;; esac
+  else
+    echo "$PWD/target"
+  fi
+}
+
+# wait_until SECONDS WHAT CMD...: run CMD every second until it succeeds;
+# fail after SECONDS, naming WHAT.
+wait_until() {
+  local seconds=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + seconds))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$what not reached within ${seconds}s"
+    sleep 1
+  done
+}
+
+# descendants PID: every live process below PID (children, grandchildren...).
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
