@@ -47,7 +47,9 @@ trap on_exit EXIT
 step "Cluster: $(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; v=json.load(sys.stdin)["serverVersion"]; print("kube-apiserver", v["gitVersion"])') at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 
 step "Installing the InferenceStack CRD from the catalog chart (charts/catalog/crds/)"
-show kubectl apply -f charts/catalog/crds/
+# --validate=false: kubectl 1.37 checks the CRD against its own schema, which
+# knows x-kubernetes-validations (CEL); a 1.20 API server accepts and drops it.
+show kubectl apply --validate=false -f charts/catalog/crds/
 show kubectl wait --for=condition=Established --timeout=60s crd/inferencestacks.flightdeck.dev
 
 step "Starting the operator in the background (watches.yaml; log: $operator_log)"

@@ -211,7 +211,9 @@ def install(args, upgrade):
     if not existing:
         for crd in chart_crds(args.chart):
             if kubectl("get", "-f", crd, check=False).returncode != 0:
-                kubectl("create", "-f", crd)
+                # Like helm, no client-side schema check: kubectl 1.37 knows
+                # fields (x-kubernetes-validations) that a 1.20 server drops.
+                kubectl("create", "--validate=false", "-f", crd)
     docs = render(args, name, namespace)
     cluster_kinds = cluster_scoped_kinds()
     for doc in docs:
