@@ -39,6 +39,7 @@ class Builder:
         for arg in build_args:
             cmd += ["--build-arg", arg]
         self._run([*cmd, context])
+        os.makedirs(os.path.join(self.workdir, "oci"), exist_ok=True)
         layout = os.path.join(self.workdir, "oci", name)
         self._run(["buildah", *self.store, "push", f"localhost/{name}:test", f"oci:{layout}:test"])
         self.timings[name] = time.monotonic() - start
