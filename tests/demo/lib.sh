@@ -2,12 +2,15 @@
 # Shared helpers of tests/demo/run.sh and tests/demo/in-cluster.sh (sourced).
 # Every step says what it is doing: a newcomer watches this output.
 
+# Bold/red/green only on a terminal; CI logs stay plain text.
+# shellcheck disable=SC2034 # green is used by run.sh
+if [ -t 1 ]; then bold=$'\033[1m' red=$'\033[31m' green=$'\033[32m' plain=$'\033[0m'; else bold='' red='' green='' plain=''; fi
 # step TEXT: a visible heading for one step.
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 # say TEXT: a detail line under the current step.
 say() { printf '    %s\n' "$*"; }
 # fail TEXT: print why and exit non-zero (the EXIT trap cleans up).
-fail() { printf '\033[31mdemo: FAILED: %s\033[0m\n' "$*" >&2; exit 1; }
+fail() { printf '%sdemo: FAILED: %s%s\n' "$red" "$*" "$plain" >&2; exit 1; }
 # show CMD...: print a command, then run it (its output is the point).
 show() { printf '    $ %s\n' "$*"; "$@"; }
 

@@ -46,7 +46,7 @@ on_exit() {
   if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; wait "$tail_pid" 2>/dev/null || true; fi
   if [ "$rc" = 0 ]; then
     rm -rf "$log_dir"
-    printf '\n\033[32mdemo: OK (%ss)\033[0m\n' "$((SECONDS - started_at))"
+    printf '\n%sdemo: OK (%ss)%s\n' "$green" "$((SECONDS - started_at))" "$plain"
   else
     echo "demo: logs kept in $log_dir" >&2
   fi
