@@ -1,0 +1,67 @@
+//! Object metadata shared by every child: name, namespace, labels and the
+//! controller owner reference that lets Kubernetes garbage-collect children
+//! with their stack.
+
+use flightdeck_api::v1alpha1::InferenceStack;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+
+use super::labels::{common_labels, Component};
+use super::BuildError;
+
+/// The facts about a stack every child's metadata needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackRef {
+    /// `metadata.name` of the stack.
+    pub name: String,
+    /// `metadata.namespace` of the stack; children live there too.
+    pub namespace: String,
+    /// Controller reference to the stack.
+    pub owner_reference: OwnerReference,
+}
+
+impl StackRef {
+    /// Reads name, namespace and uid; all three must be set.
+    pub fn new(stack: &InferenceStack) -> Result<Self, BuildError> {
+        let name = stack.metadata.name.clone().ok_or(BuildError::MissingName)?;
+        let namespace = stack
+            .metadata
+            .namespace
+            .clone()
+            .ok_or_else(|| BuildError::MissingNamespace { name: name.clone() })?;
+        let uid = stack
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| BuildError::MissingUid { name: name.clone() })?;
+        let owner_reference = OwnerReference {
+            api_version: InferenceStack::api_version(&()).into_owned(),
+            kind: InferenceStack::kind(&()).into_owned(),
+            name: name.clone(),
+            uid,
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        Ok(Self {
+            name,
+            namespace,
+            owner_reference,
+        })
+    }
+
+    /// Metadata for a child called `name`.
+    pub fn metadata(
+        &self,
+        name: String,
+        component: Component,
+        application: Option<&str>,
+    ) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(common_labels(&self.name, component, application)),
+            owner_references: Some(vec![self.owner_reference.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+}

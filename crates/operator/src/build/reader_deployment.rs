@@ -1,0 +1,266 @@
+//! `S-A` Deployment: one application's engine with its reader sidecar.
+//!
+//! The engine serves on 127.0.0.1:8000 inside the pod; the reader pulls
+//! requests for the application's consumer groups from every gateway pod and
+//! forwards them to the engine. Pod readiness is the reader's `/readyz`,
+//! which checks the engine too.
+
+use std::collections::BTreeMap;
+
+use flightdeck_api::reader_env::{
+    ADMIN_LISTEN, CAPACITY, CONSUMER_GROUPS, ENGINE_URL, GATEWAY_SERVICE, READER_ADMIN_PORT,
+    READER_TOKEN,
+};
+use flightdeck_api::v1alpha1::{ApplicationSpec, InferenceStack};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecretKeySelector, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use serde_json::json;
+
+use super::config_hash::{config_hash, sha256_hex};
+use super::gateway_deployment::{container_port, env_value, http_probe, non_empty};
+use super::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
+use super::meta::StackRef;
+use super::security::restricted_container;
+use super::{names, BuildContext, BuildError};
+use crate::engines::{self, EngineLaunch, ENGINE_HOST, ENGINE_PORT, MODEL_CACHE_DIR};
+
+/// Name of the reader's admin port (metrics, health).
+pub const ADMIN_PORT_NAME: &str = "admin";
+/// Name of the engine's port (informational: it listens on loopback).
+pub const ENGINE_PORT_NAME: &str = "engine";
+
+/// The reader's settings for application `application` of `stack`, as
+/// `(variable, value)` pairs: the headless gateway Service, its consumer
+/// groups, the engine URL, its capacity (`maxBatchSize`) and the admin
+/// address. The reader token is not among them: in a pod it comes from the
+/// Secret. `flightdeck up` reuses these and swaps the addresses.
+pub fn reader_env(
+    stack: &InferenceStack,
+    application: &str,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let stack_name = stack.metadata.name.clone().ok_or(BuildError::MissingName)?;
+    let app =
+        stack
+            .spec
+            .applications
+            .get(application)
+            .ok_or_else(|| BuildError::UnknownApplication {
+                stack: stack_name.clone(),
+                application: application.to_owned(),
+            })?;
+    let gateway_service = match &stack.metadata.namespace {
+        Some(namespace) => names::gateway_readers_address(&stack_name, namespace),
+        None => format!(
+            "{}:{}",
+            names::gateway_readers_service(&stack_name),
+            flightdeck_api::reader_env::GATEWAY_READER_PORT
+        ),
+    };
+    Ok(vec![
+        (GATEWAY_SERVICE.to_owned(), gateway_service),
+        (
+            CONSUMER_GROUPS.to_owned(),
+            app.effective_consumer_groups(application).join(","),
+        ),
+        (
+            ENGINE_URL.to_owned(),
+            format!("http://{ENGINE_HOST}:{ENGINE_PORT}"),
+        ),
+        (
+            CAPACITY.to_owned(),
+            app.reader_config.max_batch_size.to_string(),
+        ),
+        (
+            ADMIN_LISTEN.to_owned(),
+            format!("0.0.0.0:{READER_ADMIN_PORT}"),
+        ),
+    ])
+}
+
+/// The application's Deployment. Its pod template hash covers this
+/// application's spec, the engine's image and command line, the reader's
+/// settings and the reader token, and nothing of other applications.
+pub fn reader_deployment(
+    owner: &StackRef,
+    stack: &InferenceStack,
+    application: &str,
+    app: &ApplicationSpec,
+    ctx: &BuildContext,
+) -> Result<Deployment, BuildError> {
+    let launch = engines::launch(app);
+    let settings = reader_env(stack, application)?;
+    let hash = config_hash(
+        "the application configuration hash",
+        &json!({
+            "application": app,
+            "engine": {
+                "image": launch.image,
+                "command": launch.command,
+                "args": launch.args,
+                "env": launch.env,
+            },
+            "reader": settings,
+            "readerTokenSha256": sha256_hex(ctx.reader_token.as_bytes()),
+        }),
+    )?;
+    let selector = selector_labels(&owner.name, Component::Reader, Some(application));
+
+    let mut reader_env_vars: Vec<EnvVar> = settings
+        .into_iter()
+        .map(|(name, value)| env_value(&name, value))
+        .collect();
+    reader_env_vars.push(secret_env(
+        READER_TOKEN,
+        &names::reader_token_secret(&owner.name),
+        names::READER_TOKEN_KEY,
+    ));
+    let reader = Container {
+        name: "reader".to_owned(),
+        image: Some(ctx.reader_image.clone()),
+        env: Some(reader_env_vars),
+        ports: Some(vec![container_port(ADMIN_PORT_NAME, READER_ADMIN_PORT)]),
+        readiness_probe: Some(http_probe("/readyz", ADMIN_PORT_NAME, 5, 3)),
+        liveness_probe: Some(http_probe("/healthz", ADMIN_PORT_NAME, 10, 3)),
+        security_context: Some(restricted_container()),
+        ..Container::default()
+    };
+
+    let mut volumes = vec![model_cache_volume(owner, application, app)];
+    if launch.needs_shared_memory {
+        volumes.push(Volume {
+            name: "shm".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_owned()),
+                size_limit: None,
+            }),
+            ..Volume::default()
+        });
+    }
+    let engine = engine_container(app, &launch);
+
+    Ok(Deployment {
+        metadata: owner.metadata(
+            names::application_deployment(&owner.name, application),
+            Component::Reader,
+            Some(application),
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: Some(app.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector),
+                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_owned(), hash)])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![engine, reader],
+                    volumes: Some(volumes),
+                    service_account_name: Some(names::service_account(&owner.name)),
+                    automount_service_account_token: Some(false),
+                    node_selector: (!app.node_selector.is_empty())
+                        .then(|| app.node_selector.clone()),
+                    tolerations: non_empty(app.tolerations.clone()),
+                    affinity: app.affinity.clone(),
+                    image_pull_secrets: non_empty(stack.spec.image_pull_secrets.clone()),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The engine container: image, command line and cache settings from the
+/// model map, the user's env and resources.
+fn engine_container(app: &ApplicationSpec, launch: &EngineLaunch) -> Container {
+    let mut env: Vec<EnvVar> = launch
+        .env
+        .iter()
+        .map(|(name, value)| env_value(name, value.clone()))
+        .collect();
+    // The user's variables come last so they can override the cache paths.
+    env.extend(app.env.iter().cloned());
+    let mut mounts = vec![VolumeMount {
+        name: "model-cache".to_owned(),
+        mount_path: MODEL_CACHE_DIR.to_owned(),
+        ..VolumeMount::default()
+    }];
+    if launch.needs_shared_memory {
+        mounts.push(VolumeMount {
+            name: "shm".to_owned(),
+            mount_path: "/dev/shm".to_owned(),
+            ..VolumeMount::default()
+        });
+    }
+    let exec_probe = |period_seconds: i32, failure_threshold: i32| Probe {
+        exec: Some(ExecAction {
+            command: Some(launch.probe_command.clone()),
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(10),
+        failure_threshold: Some(failure_threshold),
+        ..Probe::default()
+    };
+    Container {
+        name: "engine".to_owned(),
+        image: Some(launch.image.clone()),
+        command: non_empty(launch.command.clone()),
+        args: non_empty(launch.args.clone()),
+        env: Some(env),
+        ports: Some(vec![container_port(ENGINE_PORT_NAME, ENGINE_PORT)]),
+        resources: app.resources.clone(),
+        volume_mounts: Some(mounts),
+        startup_probe: Some(exec_probe(
+            launch.startup_period_seconds,
+            launch.startup_failure_threshold,
+        )),
+        liveness_probe: Some(exec_probe(30, 3)),
+        ..Container::default()
+    }
+}
+
+/// The model cache: the application's claim, or an emptyDir that lives as
+/// long as the pod.
+fn model_cache_volume(owner: &StackRef, application: &str, app: &ApplicationSpec) -> Volume {
+    match &app.model_cache {
+        Some(_) => Volume {
+            name: "model-cache".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: names::model_cache_claim(&owner.name, application),
+                read_only: None,
+            }),
+            ..Volume::default()
+        },
+        None => Volume {
+            name: "model-cache".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    }
+}
+
+/// An environment variable read from a Secret key.
+pub(super) fn secret_env(variable: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: variable.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
