@@ -1,0 +1,44 @@
+//! Command line of `flightdeck-test-engine`.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// A deterministic OpenAI-compatible engine for data-path tests and
+/// benchmarks: its answers are a pure function of the prompt, so a test can
+/// assert exact content after the request went through gateway and reader.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "flightdeck-test-engine", version, about)]
+pub struct Args {
+    /// Address to serve the OpenAI API, /health and /stats on.
+    #[arg(long, env = "TEST_ENGINE_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Model name served (repeatable); requests naming another model get 404.
+    #[arg(long = "model", default_value = "test-model")]
+    pub models: Vec<String>,
+    /// Delay before the first token, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub ttft_ms: u64,
+    /// Delay between two tokens, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub token_delay_ms: u64,
+    /// Answer length in tokens when the request sets no max_tokens.
+    #[arg(long, default_value_t = 16)]
+    pub tokens: u32,
+    /// Requests generated at once (an engine's batch size). Requests above
+    /// it wait for a slot, as vLLM's or llama.cpp's scheduler queues them,
+    /// unless --reject-when-busy is set. 0: unlimited.
+    #[arg(long, default_value_t = 0)]
+    pub max_concurrency: usize,
+    /// Above --max-concurrency, answer 429 with `Retry-After: 1` at once
+    /// instead of queueing.
+    #[arg(long)]
+    pub reject_when_busy: bool,
+    /// After this many tokens of an answer, abort the connection without
+    /// finishing the body, like an engine that crashed mid-answer.
+    #[arg(long)]
+    pub fail_after_tokens: Option<u32>,
+    /// Length of the vectors /v1/embeddings returns (unless `dimensions` asks).
+    #[arg(long, default_value_t = 8)]
+    pub embedding_dim: usize,
+}
