@@ -18,13 +18,21 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let token = value.strip_prefix(b"Bearer ").or_else(|| value.strip_prefix(b"bearer "))?;
+    let token = value
+        .strip_prefix(b"Bearer ")
+        .or_else(|| value.strip_prefix(b"bearer "))?;
     Some(trim_ascii(token))
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -40,15 +48,25 @@ impl ApiKeys {
     /// Every regular file in `dir` holds one key (a mounted Secret: its
     /// entries are symlinks to regular files, which `metadata` follows).
     pub fn load_dir(dir: &Path) -> Result<Self, GatewayError> {
-        let io = |source| GatewayError::Io { context: format!("reading API keys from {}", dir.display()), source };
+        let io = |source| GatewayError::Io {
+            context: format!("reading API keys from {}", dir.display()),
+            source,
+        };
         let mut keys = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
             // Kubernetes puts its `..data` bookkeeping next to the keys.
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
                 continue;
             }
-            if std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+            if std::fs::metadata(&path)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
                 let key = std::fs::read(&path).map_err(io)?;
                 keys.push(trim_ascii(&key).to_vec());
             }
@@ -68,7 +86,10 @@ impl ApiKeys {
         }
         let presented = bearer(headers).ok_or(GatewayError::Unauthorized)?;
         // No early exit: the time does not say which key matched.
-        let matched = self.0.iter().fold(false, |found, key| constant_time_eq(key, presented) | found);
+        let matched = self
+            .0
+            .iter()
+            .fold(false, |found, key| constant_time_eq(key, presented) | found);
         if matched {
             Ok(())
         } else {
@@ -83,7 +104,11 @@ pub struct ReaderToken(Option<Vec<u8>>);
 
 impl ReaderToken {
     pub fn new(token: Option<&str>) -> Self {
-        Self(token.map(|t| t.trim().as_bytes().to_vec()).filter(|t| !t.is_empty()))
+        Self(
+            token
+                .map(|t| t.trim().as_bytes().to_vec())
+                .filter(|t| !t.is_empty()),
+        )
     }
 
     pub fn check(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
@@ -101,7 +126,10 @@ mod tests {
 
     fn headers(auth: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(auth).expect("header"),
+        );
         headers
     }
 
@@ -116,7 +144,9 @@ mod tests {
 
     #[test]
     fn reader_token_is_required_when_missing_from_config() {
-        assert!(ReaderToken::new(None).check(&headers("Bearer anything")).is_err());
+        assert!(ReaderToken::new(None)
+            .check(&headers("Bearer anything"))
+            .is_err());
         let token = ReaderToken::new(Some("s3cret\n"));
         assert!(token.check(&headers("Bearer s3cret")).is_ok());
         assert!(token.check(&headers("Bearer s3cre")).is_err());

@@ -91,7 +91,10 @@ pub enum LeaseOutcome {
     Granted(LeaseGrant),
     /// Nothing queued; the caller awaits `receiver` and then calls
     /// [`Broker::cancel_wait`] with `waiter_id` if it gave up.
-    Wait { waiter_id: u64, receiver: oneshot::Receiver<LeaseGrant> },
+    Wait {
+        waiter_id: u64,
+        receiver: oneshot::Receiver<LeaseGrant>,
+    },
     Empty,
 }
 
@@ -152,7 +155,9 @@ impl Broker {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not take the whole data path down with it:
         // the state stays consistent because no operation panics midway.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates queues for new groups, retires removed ones (they drain) and
@@ -205,11 +210,18 @@ impl Broker {
         let mut guard = self.lock();
         let state = &mut *guard;
         let max_depth = state.settings.max_depth as usize;
-        let Some(queue) = state.groups.get_mut(group.as_ref()).filter(|queue| !queue.retired) else {
+        let Some(queue) = state
+            .groups
+            .get_mut(group.as_ref())
+            .filter(|queue| !queue.retired)
+        else {
             return Err(GatewayError::NotConfigured);
         };
         if queue.jobs.len() >= max_depth {
-            self.metrics.queue_full.with_label_values(&[group.as_ref()]).inc();
+            self.metrics
+                .queue_full
+                .with_label_values(&[group.as_ref()])
+                .inc();
             return Err(GatewayError::QueueFull {
                 group: group.to_string(),
                 depth: queue.jobs.len(),
@@ -257,9 +269,13 @@ impl Broker {
         match state.readers.get_mut(reader) {
             Some(seen) => seen.last_seen = now,
             None => {
-                state
-                    .readers
-                    .insert(Arc::from(reader), ReaderSeen { groups: groups.to_vec(), last_seen: now });
+                state.readers.insert(
+                    Arc::from(reader),
+                    ReaderSeen {
+                        groups: groups.to_vec(),
+                        last_seen: now,
+                    },
+                );
             }
         }
         loop {
@@ -272,11 +288,18 @@ impl Broker {
                 .min_by_key(|(_, enqueued_at)| *enqueued_at)
                 .map(|(group, _)| group.clone());
             let Some(group) = oldest else { break };
-            let Some(job) = state.groups.get_mut(group.as_ref()).and_then(|q| q.jobs.pop_front()) else {
+            let Some(job) = state
+                .groups
+                .get_mut(group.as_ref())
+                .and_then(|q| q.jobs.pop_front())
+            else {
                 break;
             };
             if job.events.is_closed() {
-                self.metrics.abandoned.with_label_values(&[group.as_ref()]).inc();
+                self.metrics
+                    .abandoned
+                    .with_label_values(&[group.as_ref()])
+                    .inc();
                 continue;
             }
             return LeaseOutcome::Granted(self.lease(state, job));
@@ -292,10 +315,18 @@ impl Broker {
                 queue.waiters.push_back(waiter_id);
             }
         }
-        state
-            .waiters
-            .insert(waiter_id, Waiter { reader: Arc::from(reader), groups: groups.to_vec(), sender });
-        LeaseOutcome::Wait { waiter_id, receiver }
+        state.waiters.insert(
+            waiter_id,
+            Waiter {
+                reader: Arc::from(reader),
+                groups: groups.to_vec(),
+                sender,
+            },
+        );
+        LeaseOutcome::Wait {
+            waiter_id,
+            receiver,
+        }
     }
 
     /// Forgets a waiter whose long-poll ended without work.
@@ -344,16 +375,26 @@ impl Broker {
         let state = &mut *guard;
         job.in_flight = None;
         if job.events.is_closed() {
-            self.metrics.abandoned.with_label_values(&[job.group.as_ref()]).inc();
+            self.metrics
+                .abandoned
+                .with_label_values(&[job.group.as_ref()])
+                .inc();
             return;
         }
         job.redeliveries += 1;
-        self.metrics.redeliveries.with_label_values(&[job.group.as_ref()]).inc();
+        self.metrics
+            .redeliveries
+            .with_label_values(&[job.group.as_ref()])
+            .inc();
         if job.redeliveries > state.settings.max_redeliveries {
             let attempts = job.redeliveries;
             // The client waits on this channel; if it is full or gone the
             // client has its answer already or no longer listens.
-            let _ = job.events.try_send(ClientEvent::Failed(GatewayError::RedeliveriesExhausted { attempts }));
+            let _ = job
+                .events
+                .try_send(ClientEvent::Failed(GatewayError::RedeliveriesExhausted {
+                    attempts,
+                }));
             return;
         }
         let group = job.group.clone();
@@ -373,7 +414,10 @@ impl Broker {
                 .filter(|(_, leased)| leased.ack_deadline <= now)
                 .map(|(id, _)| *id)
                 .collect();
-            ids.into_iter().filter_map(|id| state.leases.remove(&id)).map(|l| l.job).collect()
+            ids.into_iter()
+                .filter_map(|id| state.leases.remove(&id))
+                .map(|l| l.job)
+                .collect()
         };
         for job in expired {
             tracing::warn!(job = job.id, group = %job.group, "lease not acknowledged in time; redelivering");
@@ -391,10 +435,14 @@ impl Broker {
                 .map(|group| {
                     let queue = state.groups.get(group.as_ref());
                     let depth = queue.map_or(0, |q| q.jobs.len());
-                    let oldest_age_ms = queue
-                        .and_then(|q| q.jobs.front())
-                        .map_or(0, |job| now.duration_since(job.enqueued_at).as_millis() as u64);
-                    Head { group: group.to_string(), depth: depth as u32, oldest_age_ms }
+                    let oldest_age_ms = queue.and_then(|q| q.jobs.front()).map_or(0, |job| {
+                        now.duration_since(job.enqueued_at).as_millis() as u64
+                    });
+                    Head {
+                        group: group.to_string(),
+                        depth: depth as u32,
+                        oldest_age_ms,
+                    }
                 })
                 .collect(),
         )
@@ -404,7 +452,9 @@ impl Broker {
     pub fn refresh_gauges(&self) {
         let mut state = self.lock();
         let now = Instant::now();
-        state.readers.retain(|_, seen| now.duration_since(seen.last_seen) < READER_SEEN_WINDOW);
+        state
+            .readers
+            .retain(|_, seen| now.duration_since(seen.last_seen) < READER_SEEN_WINDOW);
         let mut readers_per_group: HashMap<&str, i64> = HashMap::new();
         for seen in state.readers.values() {
             for group in &seen.groups {
@@ -412,7 +462,10 @@ impl Broker {
             }
         }
         for (group, queue) in &state.groups {
-            self.metrics.queue_depth.with_label_values(&[group.as_ref()]).set(queue.jobs.len() as i64);
+            self.metrics
+                .queue_depth
+                .with_label_values(&[group.as_ref()])
+                .set(queue.jobs.len() as i64);
             self.metrics
                 .connected_readers
                 .with_label_values(&[group.as_ref()])
@@ -430,8 +483,16 @@ impl Broker {
     /// Hands `job` to the oldest live waiter of its group, or gives it back.
     fn hand_to_waiter(&self, state: &mut State, mut job: Job) -> Option<Job> {
         loop {
-            let waiter_id = state.groups.get_mut(job.group.as_ref())?.waiters.pop_front()?;
-            let Some(waiter) = state.waiters.remove(&waiter_id) else { continue };
+            let next = state
+                .groups
+                .get_mut(job.group.as_ref())
+                .and_then(|queue| queue.waiters.pop_front());
+            let Some(waiter_id) = next else {
+                return Some(job);
+            };
+            let Some(waiter) = state.waiters.remove(&waiter_id) else {
+                continue;
+            };
             for group in &waiter.groups {
                 if let Some(queue) = state.groups.get_mut(group.as_ref()) {
                     queue.waiters.retain(|id| *id != waiter_id);
@@ -466,9 +527,24 @@ impl Broker {
                 .with_label_values(&[job.group.as_ref()])
                 .observe(job.enqueued_at.elapsed().as_secs_f64());
         }
-        job.in_flight = Some(InFlight::new(self.metrics.in_flight.with_label_values(&[job.group.as_ref()])));
-        let grant = LeaseGrant { lease_id, group: job.group.clone(), path: job.path, body: job.body.clone() };
-        state.leases.insert(lease_id, Leased { job, ack_deadline: Instant::now() + ACK_TIMEOUT });
+        job.in_flight = Some(InFlight::new(
+            self.metrics
+                .in_flight
+                .with_label_values(&[job.group.as_ref()]),
+        ));
+        let grant = LeaseGrant {
+            lease_id,
+            group: job.group.clone(),
+            path: job.path,
+            body: job.body.clone(),
+        };
+        state.leases.insert(
+            lease_id,
+            Leased {
+                job,
+                ack_deadline: Instant::now() + ACK_TIMEOUT,
+            },
+        );
         grant
     }
 }
@@ -489,7 +565,9 @@ fn drop_drained_groups(state: &mut State, metrics: &Metrics) {
         let keep = !queue.retired || !queue.jobs.is_empty();
         if !keep {
             let _ = metrics.queue_depth.remove_label_values(&[group.as_ref()]);
-            let _ = metrics.connected_readers.remove_label_values(&[group.as_ref()]);
+            let _ = metrics
+                .connected_readers
+                .remove_label_values(&[group.as_ref()]);
         }
         keep
     });
@@ -507,7 +585,10 @@ mod tests {
         for group in groups {
             config.models.insert(
                 format!("model-{group}"),
-                ModelRoute { consumer_groups: vec![group.to_string()], engine: None },
+                ModelRoute {
+                    consumer_groups: vec![group.to_string()],
+                    engine: None,
+                },
             );
         }
         config
@@ -519,10 +600,19 @@ mod tests {
         broker
     }
 
-    fn enqueue(broker: &Broker, group: &str, body: &'static str) -> (u64, mpsc::Receiver<ClientEvent>) {
+    fn enqueue(
+        broker: &Broker,
+        group: &str,
+        body: &'static str,
+    ) -> (u64, mpsc::Receiver<ClientEvent>) {
         let (events, receiver) = mpsc::channel(8);
         let id = broker
-            .enqueue(&Arc::from(group), "/v1/chat/completions", Bytes::from_static(body.as_bytes()), events)
+            .enqueue(
+                &Arc::from(group),
+                "/v1/chat/completions",
+                Bytes::from_static(body.as_bytes()),
+                events,
+            )
             .expect("enqueue");
         (id, receiver)
     }
@@ -544,7 +634,9 @@ mod tests {
         let _first = enqueue(&broker, "a", "1");
         let _second = enqueue(&broker, "a", "2");
         let (events, _receiver) = mpsc::channel(1);
-        let err = broker.enqueue(&Arc::from("a"), "/v1/completions", Bytes::new(), events).expect_err("full");
+        let err = broker
+            .enqueue(&Arc::from("a"), "/v1/completions", Bytes::new(), events)
+            .expect_err("full");
         assert!(matches!(err, GatewayError::QueueFull { depth: 2, .. }));
     }
 
@@ -559,21 +651,29 @@ mod tests {
         assert_eq!(grant.group.as_ref(), "b");
         let grant = granted(broker.lease_or_wait("r1", &groups(&["a", "b"]), false));
         assert_eq!(grant.body, Bytes::from_static(b"second"));
-        assert!(matches!(broker.lease_or_wait("r1", &groups(&["a", "b"]), false), LeaseOutcome::Empty));
+        assert!(matches!(
+            broker.lease_or_wait("r1", &groups(&["a", "b"]), false),
+            LeaseOutcome::Empty
+        ));
     }
 
     #[test]
     fn readers_only_see_their_groups() {
         let broker = broker(&["a", "b"], 8, 3);
         let _a = enqueue(&broker, "a", "x");
-        assert!(matches!(broker.lease_or_wait("r1", &groups(&["b"]), false), LeaseOutcome::Empty));
+        assert!(matches!(
+            broker.lease_or_wait("r1", &groups(&["b"]), false),
+            LeaseOutcome::Empty
+        ));
         assert_eq!(broker.depth("a"), Some(1));
     }
 
     #[test]
     fn waiting_reader_gets_the_next_request_directly() {
         let broker = broker(&["a"], 8, 3);
-        let LeaseOutcome::Wait { mut receiver, .. } = broker.lease_or_wait("r1", &groups(&["a"]), true) else {
+        let LeaseOutcome::Wait { mut receiver, .. } =
+            broker.lease_or_wait("r1", &groups(&["a"]), true)
+        else {
             panic!("expected to wait")
         };
         let _job = enqueue(&broker, "a", "hello");
@@ -585,7 +685,8 @@ mod tests {
     #[test]
     fn a_gone_waiter_does_not_swallow_work() {
         let broker = broker(&["a"], 8, 3);
-        let LeaseOutcome::Wait { receiver, .. } = broker.lease_or_wait("r1", &groups(&["a"]), true) else {
+        let LeaseOutcome::Wait { receiver, .. } = broker.lease_or_wait("r1", &groups(&["a"]), true)
+        else {
             panic!("expected to wait")
         };
         drop(receiver);
@@ -622,7 +723,10 @@ mod tests {
         assert_eq!(broker.depth("a"), Some(0), "not expired yet");
         broker.expire_leases(Instant::now() + ACK_TIMEOUT + Duration::from_millis(1));
         assert_eq!(broker.depth("a"), Some(1));
-        assert!(broker.start_upload(grant.lease_id, "r1").is_none(), "the old lease is void");
+        assert!(
+            broker.start_upload(grant.lease_id, "r1").is_none(),
+            "the old lease is void"
+        );
     }
 
     #[test]
@@ -635,7 +739,10 @@ mod tests {
         let (_, client2) = enqueue(&broker, "a", "y");
         drop(client2);
         drop(client);
-        assert!(matches!(broker.lease_or_wait("r1", &groups(&["a"]), false), LeaseOutcome::Empty));
+        assert!(matches!(
+            broker.lease_or_wait("r1", &groups(&["a"]), false),
+            LeaseOutcome::Empty
+        ));
     }
 
     #[test]
@@ -646,7 +753,9 @@ mod tests {
         assert_eq!(broker.depth("a"), Some(1), "removed group drains");
         assert_eq!(broker.depth("c"), Some(0), "new group appears");
         let (events, _receiver) = mpsc::channel(1);
-        assert!(broker.enqueue(&Arc::from("a"), "/v1/completions", Bytes::new(), events).is_err());
+        assert!(broker
+            .enqueue(&Arc::from("a"), "/v1/completions", Bytes::new(), events)
+            .is_err());
         let grant = granted(broker.lease_or_wait("r1", &groups(&["a"]), false));
         assert_eq!(grant.body, Bytes::from_static(b"x"));
         broker.refresh_gauges();
@@ -656,15 +765,28 @@ mod tests {
     #[test]
     fn leave_wakes_only_that_readers_polls() {
         let broker = broker(&["a"], 8, 3);
-        let LeaseOutcome::Wait { receiver: mut mine, .. } = broker.lease_or_wait("r1", &groups(&["a"]), true) else {
+        let LeaseOutcome::Wait {
+            receiver: mut mine, ..
+        } = broker.lease_or_wait("r1", &groups(&["a"]), true)
+        else {
             panic!("wait")
         };
-        let LeaseOutcome::Wait { receiver: mut other, .. } = broker.lease_or_wait("r2", &groups(&["a"]), true) else {
+        let LeaseOutcome::Wait {
+            receiver: mut other,
+            ..
+        } = broker.lease_or_wait("r2", &groups(&["a"]), true)
+        else {
             panic!("wait")
         };
         broker.leave("r1");
-        assert!(matches!(mine.try_recv(), Err(oneshot::error::TryRecvError::Closed)));
-        assert!(matches!(other.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        assert!(matches!(
+            mine.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(matches!(
+            other.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
         let _job = enqueue(&broker, "a", "x");
         assert!(other.try_recv().is_ok());
     }

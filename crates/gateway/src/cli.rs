@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "flightdeck-gateway", version, about = "OpenAI-compatible gateway with pull-based consumer-group queues")]
+#[command(
+    name = "flightdeck-gateway",
+    version,
+    about = "OpenAI-compatible gateway with pull-based consumer-group queues"
+)]
 pub struct Args {
     /// Client API (OpenAI endpoints, /healthz, /readyz, /metrics).
     #[arg(long, env = "FLIGHTDECK_LISTEN", default_value = "0.0.0.0:8080")]
@@ -14,7 +18,11 @@ pub struct Args {
     #[arg(long, env = "FLIGHTDECK_READER_LISTEN", default_value = "0.0.0.0:8081")]
     pub reader_listen: String,
     /// GatewayConfig JSON file; reloaded when it changes.
-    #[arg(long, env = "FLIGHTDECK_GATEWAY_CONFIG", default_value = "/etc/flightdeck/gateway.json")]
+    #[arg(
+        long,
+        env = "FLIGHTDECK_GATEWAY_CONFIG",
+        default_value = "/etc/flightdeck/gateway.json"
+    )]
     pub config: PathBuf,
     /// File holding the per-stack reader token.
     #[arg(long, env = "FLIGHTDECK_READER_TOKEN_FILE")]

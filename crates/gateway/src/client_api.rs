@@ -24,33 +24,60 @@ use crate::state::SharedState;
 const EVENT_BUFFER: usize = 32;
 
 pub async fn chat_completions(State(state): State<SharedState>, request: Request) -> Response {
-    relay_request(state, "/v1/chat/completions", request).await.unwrap_or_else(IntoResponse::into_response)
+    relay_request(state, "/v1/chat/completions", request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn completions(State(state): State<SharedState>, request: Request) -> Response {
-    relay_request(state, "/v1/completions", request).await.unwrap_or_else(IntoResponse::into_response)
+    relay_request(state, "/v1/completions", request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn embeddings(State(state): State<SharedState>, request: Request) -> Response {
-    relay_request(state, "/v1/embeddings", request).await.unwrap_or_else(IntoResponse::into_response)
+    relay_request(state, "/v1/embeddings", request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn list_models(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, GatewayError> {
+pub async fn list_models(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
     check_api_key(&state, &headers)?;
     let body = state.routes().models_json();
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Unknown paths get an OpenAI-style 404 rather than an empty body.
 pub async fn not_found(method: Method, uri: Uri) -> GatewayError {
-    GatewayError::RouteNotFound { method: method.to_string(), path: uri.path().to_string() }
+    GatewayError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
 }
 
 fn check_api_key(state: &SharedState, headers: &HeaderMap) -> Result<(), GatewayError> {
-    state.api_keys.read().unwrap_or_else(|p| p.into_inner()).check(headers)
+    state
+        .api_keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(headers)
 }
 
-async fn relay_request(state: SharedState, path: &'static str, request: Request) -> Result<Response, GatewayError> {
+async fn relay_request(
+    state: SharedState,
+    path: &'static str,
+    request: Request,
+) -> Result<Response, GatewayError> {
     if state.is_shutting_down() {
         return Err(GatewayError::ShuttingDown);
     }
@@ -59,18 +86,34 @@ async fn relay_request(state: SharedState, path: &'static str, request: Request)
     let body = read_body(body, &parts.headers, state.max_body_bytes).await?;
     let model = parse_model(&body)?;
     let routes = state.routes();
-    let groups = routes.groups(&model).ok_or_else(|| GatewayError::ModelNotFound { model: model.clone() })?;
-    let group: Arc<str> = state.broker.shortest(groups).cloned().ok_or(GatewayError::NotConfigured)?;
+    let groups = routes
+        .groups(&model)
+        .ok_or_else(|| GatewayError::ModelNotFound {
+            model: model.clone(),
+        })?;
+    let group: Arc<str> = state
+        .broker
+        .shortest(groups)
+        .cloned()
+        .ok_or(GatewayError::NotConfigured)?;
 
     let started = Instant::now();
     let (events, mut receiver) = mpsc::channel(EVENT_BUFFER);
     let job_id = state.broker.enqueue(&group, path, body, events)?;
-    let mut queued = AbandonOnDrop { state: &state, group: &group, job_id: Some(job_id) };
+    let mut queued = AbandonOnDrop {
+        state: &state,
+        group: &group,
+        job_id: Some(job_id),
+    };
 
     let timeout = routes.request_timeout;
     let first = match tokio::time::timeout(timeout, receiver.recv()).await {
         Ok(first) => first,
-        Err(_) => return Err(GatewayError::Timeout { seconds: timeout.as_secs() }),
+        Err(_) => {
+            return Err(GatewayError::Timeout {
+                seconds: timeout.as_secs(),
+            })
+        }
     };
     // From here the job is leased or finished: nothing to take out of a queue.
     queued.job_id = None;
@@ -84,9 +127,9 @@ async fn relay_request(state: SharedState, path: &'static str, request: Request)
             relay::respond(head, receiver).await
         }
         Some(ClientEvent::Failed(error)) => Err(error),
-        Some(ClientEvent::Chunk(_) | ClientEvent::End) | None => {
-            Err(GatewayError::ReaderLost { reason: "the reader ended the answer before its head".into() })
-        }
+        Some(ClientEvent::Chunk(_) | ClientEvent::End) | None => Err(GatewayError::ReaderLost {
+            reason: "the reader ended the answer before its head".into(),
+        }),
     }
 }
 
@@ -118,7 +161,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     let mut collected = BytesMut::with_capacity(declared.map_or(1024, |len| len as usize));
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|err| GatewayError::BodyRead { reason: err.to_string() })?;
+        let chunk = chunk.map_err(|err| GatewayError::BodyRead {
+            reason: err.to_string(),
+        })?;
         if collected.len() + chunk.len() > limit {
             return Err(GatewayError::PayloadTooLarge { limit });
         }
@@ -141,11 +186,17 @@ fn parse_model(body: &[u8]) -> Result<String, GatewayError> {
             }
             _ => format!("the body has the wrong shape: {err}"),
         };
-        GatewayError::BadRequest { message, param: None }
+        GatewayError::BadRequest {
+            message,
+            param: None,
+        }
     })?;
     match fields.model {
         Some(model) if !model.is_empty() => Ok(model.into_owned()),
-        _ => Err(GatewayError::BadRequest { message: "you must provide a model parameter".into(), param: Some("model") }),
+        _ => Err(GatewayError::BadRequest {
+            message: "you must provide a model parameter".into(),
+            param: Some("model"),
+        }),
     }
 }
 
@@ -155,16 +206,42 @@ mod tests {
 
     #[test]
     fn model_is_extracted_and_types_checked() {
-        assert_eq!(parse_model(br#"{"model":"m","messages":[{"role":"user"}]}"#).ok().as_deref(), Some("m"));
-        assert!(matches!(parse_model(br#"{"messages":[]}"#), Err(GatewayError::BadRequest { param: Some("model"), .. })));
-        assert!(matches!(parse_model(br#"{"model":7}"#), Err(GatewayError::BadRequest { .. })));
-        assert!(matches!(parse_model(br#"{"model":"m","stream":"yes"}"#), Err(GatewayError::BadRequest { .. })));
-        assert!(matches!(parse_model(br#"{"model":"m""#), Err(GatewayError::BadRequest { .. })));
-        assert!(matches!(parse_model(br#"[1,2]"#), Err(GatewayError::BadRequest { .. })));
+        assert_eq!(
+            parse_model(br#"{"model":"m","messages":[{"role":"user"}]}"#)
+                .ok()
+                .as_deref(),
+            Some("m")
+        );
+        assert!(matches!(
+            parse_model(br#"{"messages":[]}"#),
+            Err(GatewayError::BadRequest {
+                param: Some("model"),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_model(br#"{"model":7}"#),
+            Err(GatewayError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse_model(br#"{"model":"m","stream":"yes"}"#),
+            Err(GatewayError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse_model(br#"{"model":"m""#),
+            Err(GatewayError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse_model(br#"[1,2]"#),
+            Err(GatewayError::BadRequest { .. })
+        ));
     }
 
     #[test]
     fn escaped_model_names_are_decoded() {
-        assert_eq!(parse_model(br#"{"model":"a\/b"}"#).ok().as_deref(), Some("a/b"));
+        assert_eq!(
+            parse_model(br#"{"model":"a\/b"}"#).ok().as_deref(),
+            Some("a/b")
+        );
     }
 }

@@ -17,10 +17,14 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Reads and parses the configuration file.
 pub fn load_config(path: &Path) -> Result<(Vec<u8>, GatewayConfig), GatewayError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| GatewayError::Io { context: format!("reading {}", path.display()), source })?;
-    let config = serde_json::from_slice(&bytes)
-        .map_err(|err| GatewayError::Config { path: path.display().to_string(), reason: err.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|source| GatewayError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let config = serde_json::from_slice(&bytes).map_err(|err| GatewayError::Config {
+        path: path.display().to_string(),
+        reason: err.to_string(),
+    })?;
     Ok((bytes, config))
 }
 
@@ -34,7 +38,12 @@ pub struct ConfigWatcher {
 
 impl ConfigWatcher {
     pub fn new(config_path: PathBuf, api_keys_dir: Option<PathBuf>) -> Self {
-        Self { config_path, api_keys_dir, last_config: None, last_keys_error: false }
+        Self {
+            config_path,
+            api_keys_dir,
+            last_config: None,
+            last_keys_error: false,
+        }
     }
 
     /// One pass: applies whatever changed. A broken file keeps the previous
@@ -44,7 +53,11 @@ impl ConfigWatcher {
             Ok((bytes, config)) => {
                 if self.last_config.as_deref() != Some(bytes.as_slice()) {
                     state.apply_config(&config);
-                    state.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                    state
+                        .metrics
+                        .config_reloads
+                        .with_label_values(&["ok"])
+                        .inc();
                     tracing::info!(models = config.models.len(), groups = ?config.consumer_groups(), "configuration applied");
                     self.last_config = Some(bytes);
                 }
@@ -52,7 +65,11 @@ impl ConfigWatcher {
             Err(error) => {
                 let marker = error.to_string().into_bytes();
                 if self.last_config.as_deref() != Some(marker.as_slice()) {
-                    state.metrics.config_reloads.with_label_values(&["error"]).inc();
+                    state
+                        .metrics
+                        .config_reloads
+                        .with_label_values(&["error"])
+                        .inc();
                     tracing::error!(%error, "configuration not applied; keeping the previous one");
                     self.last_config = Some(marker);
                 }

@@ -13,7 +13,10 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("invalid request: {message}")]
-    BadRequest { message: String, param: Option<&'static str> },
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("missing or invalid reader token")]
@@ -25,7 +28,11 @@ pub enum GatewayError {
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the queue for consumer group `{group}` is full ({depth} waiting); retry later")]
-    QueueFull { group: String, depth: usize, retry_after_seconds: u64 },
+    QueueFull {
+        group: String,
+        depth: usize,
+        retry_after_seconds: u64,
+    },
     #[error("no reader answered within {seconds} s")]
     Timeout { seconds: u64 },
     #[error("the request was handed to readers {attempts} times and every reader went away before answering")]
@@ -45,7 +52,10 @@ pub enum GatewayError {
     #[error("registering metric failed: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("configuration {path}: {reason}")]
     Config { path: String, reason: String },
 }
@@ -163,11 +173,18 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status(),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             self.to_json(),
         )
             .into_response();
-        if let Self::QueueFull { retry_after_seconds, .. } = &self {
+        if let Self::QueueFull {
+            retry_after_seconds,
+            ..
+        } = &self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
@@ -187,18 +204,26 @@ mod tests {
 
     #[test]
     fn json_has_the_openai_shape() {
-        let err = GatewayError::ModelNotFound { model: "gpt-9".into() };
+        let err = GatewayError::ModelNotFound {
+            model: "gpt-9".into(),
+        };
         let value: serde_json::Value = serde_json::from_slice(&err.to_json()).expect("json");
         let error = &value["error"];
         assert_eq!(error["type"], "invalid_request_error");
         assert_eq!(error["code"], "model_not_found");
         assert_eq!(error["param"], "model");
-        assert!(error["message"].as_str().unwrap_or_default().contains("gpt-9"));
+        assert!(error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gpt-9"));
     }
 
     #[test]
     fn sse_event_is_one_data_line() {
-        let event = GatewayError::ReaderLost { reason: "reset".into() }.sse_event();
+        let event = GatewayError::ReaderLost {
+            reason: "reset".into(),
+        }
+        .sse_event();
         let text = std::str::from_utf8(&event).expect("utf8");
         assert!(text.starts_with("data: {\"error\""));
         assert!(text.ends_with("\n\n"));

@@ -30,16 +30,18 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Result<Self, GatewayError> {
         let registry = Registry::new();
-        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, GatewayError> {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, GatewayError> {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, GatewayError> {
+                let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, GatewayError> {
+                let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(metric.clone()))?;
+                Ok(metric)
+            };
         let histogram = |name: &str, help: &str| -> Result<HistogramVec, GatewayError> {
             let metric = HistogramVec::new(
                 HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),

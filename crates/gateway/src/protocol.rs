@@ -113,7 +113,10 @@ impl Heads {
     /// Depth and oldest age over all groups: what a reader compares across gateways.
     pub fn summary(&self) -> (u32, u64) {
         self.0.iter().fold((0, 0), |(depth, age), head| {
-            (depth.saturating_add(head.depth), age.max(head.oldest_age_ms))
+            (
+                depth.saturating_add(head.depth),
+                age.max(head.oldest_age_ms),
+            )
         })
     }
 }
@@ -130,8 +133,16 @@ mod tests {
     #[test]
     fn heads_round_trip_and_summarize() {
         let heads = Heads(vec![
-            Head { group: "cpu".into(), depth: 3, oldest_age_ms: 1200 },
-            Head { group: "gpu".into(), depth: 0, oldest_age_ms: 0 },
+            Head {
+                group: "cpu".into(),
+                depth: 3,
+                oldest_age_ms: 1200,
+            },
+            Head {
+                group: "gpu".into(),
+                depth: 0,
+                oldest_age_ms: 0,
+            },
         ]);
         let encoded = heads.encode();
         assert_eq!(encoded, "cpu=3/1200,gpu=0/0");
@@ -148,7 +159,10 @@ mod tests {
 
     #[test]
     fn head_line_is_one_json_line() {
-        let head = UploadHead { status: 200, content_type: Some("text/event-stream".into()) };
+        let head = UploadHead {
+            status: 200,
+            content_type: Some("text/event-stream".into()),
+        };
         let line = head.to_line();
         assert_eq!(line.last(), Some(&b'\n'));
         let parsed: UploadHead = serde_json::from_slice(&line[..line.len() - 1]).expect("json");

@@ -14,13 +14,16 @@ use futures::StreamExt;
 use crate::broker::{ClientEvent, LeaseGrant, LeaseOutcome};
 use crate::error::GatewayError;
 use crate::protocol::{
-    LeaseQuery, UploadHead, HEADER_ENGINE_PATH, HEADER_GROUP, HEADER_HEADS, HEADER_LEASE_ID, HEADER_READER_ID,
-    MAX_HEAD_LINE, MAX_WAIT_MS,
+    LeaseQuery, UploadHead, HEADER_ENGINE_PATH, HEADER_GROUP, HEADER_HEADS, HEADER_LEASE_ID,
+    HEADER_READER_ID, MAX_HEAD_LINE, MAX_WAIT_MS,
 };
 use crate::state::SharedState;
 
 fn reader_id(headers: &HeaderMap) -> &str {
-    headers.get(HEADER_READER_ID).and_then(|v| v.to_str().ok()).unwrap_or("anonymous")
+    headers
+        .get(HEADER_READER_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("anonymous")
 }
 
 /// `POST /v1/reader/lease?groups=a,b&waitMs=N`: one request, or 204 after
@@ -31,17 +34,28 @@ pub async fn lease(
     Query(query): Query<LeaseQuery>,
 ) -> Result<Response, GatewayError> {
     state.reader_token.check(&headers)?;
-    let groups: Vec<Arc<str>> =
-        query.groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(Arc::from).collect();
+    let groups: Vec<Arc<str>> = query
+        .groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(Arc::from)
+        .collect();
     if groups.is_empty() {
-        return Err(GatewayError::BadRequest { message: "groups must name at least one consumer group".into(), param: Some("groups") });
+        return Err(GatewayError::BadRequest {
+            message: "groups must name at least one consumer group".into(),
+            param: Some("groups"),
+        });
     }
     let reader = reader_id(&headers);
     let wait = !state.is_shutting_down() && query.wait_ms > 0;
     let grant = match state.broker.lease_or_wait(reader, &groups, wait) {
         LeaseOutcome::Granted(grant) => Some(grant),
         LeaseOutcome::Empty => None,
-        LeaseOutcome::Wait { waiter_id, mut receiver } => {
+        LeaseOutcome::Wait {
+            waiter_id,
+            mut receiver,
+        } => {
             let wait_for = Duration::from_millis(query.wait_ms.min(MAX_WAIT_MS));
             match tokio::time::timeout(wait_for, &mut receiver).await {
                 Ok(Ok(grant)) => Some(grant),
@@ -64,9 +78,18 @@ fn lease_response(grant: Option<LeaseGrant>, heads: &str) -> Response {
         Some(grant) => {
             let mut response = Response::new(Body::from(grant.body.clone()));
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(HeaderName::from_static(HEADER_LEASE_ID), HeaderValue::from(grant.lease_id));
-            headers.insert(HeaderName::from_static(HEADER_ENGINE_PATH), HeaderValue::from_static(grant.path));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                HeaderName::from_static(HEADER_LEASE_ID),
+                HeaderValue::from(grant.lease_id),
+            );
+            headers.insert(
+                HeaderName::from_static(HEADER_ENGINE_PATH),
+                HeaderValue::from_static(grant.path),
+            );
             if let Ok(group) = HeaderValue::from_str(&grant.group) {
                 headers.insert(HeaderName::from_static(HEADER_GROUP), group);
             }
@@ -75,7 +98,9 @@ fn lease_response(grant: Option<LeaseGrant>, heads: &str) -> Response {
         None => StatusCode::NO_CONTENT.into_response(),
     };
     if let Ok(value) = HeaderValue::from_str(heads) {
-        response.headers_mut().insert(HeaderName::from_static(HEADER_HEADS), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(HEADER_HEADS), value);
     }
     response
 }
@@ -122,15 +147,28 @@ pub async fn upload(
     let head: UploadHead = match serde_json::from_slice(&buffer[..newline]) {
         Ok(head) => head,
         Err(err) => {
-            let _ = job.events.try_send(ClientEvent::Failed(GatewayError::ReaderLost { reason: format!("malformed head line: {err}") }));
-            return Err(GatewayError::BadRequest { message: format!("malformed head line: {err}"), param: None });
+            let _ = job
+                .events
+                .try_send(ClientEvent::Failed(GatewayError::ReaderLost {
+                    reason: format!("malformed head line: {err}"),
+                }));
+            return Err(GatewayError::BadRequest {
+                message: format!("malformed head line: {err}"),
+                param: None,
+            });
         }
     };
     buffer.advance(newline + 1);
     if job.events.send(ClientEvent::Head(head)).await.is_err() {
         return Ok(outcome(StatusCode::CONFLICT, "cancelled"));
     }
-    if !buffer.is_empty() && job.events.send(ClientEvent::Chunk(buffer.freeze())).await.is_err() {
+    if !buffer.is_empty()
+        && job
+            .events
+            .send(ClientEvent::Chunk(buffer.freeze()))
+            .await
+            .is_err()
+    {
         return Ok(outcome(StatusCode::CONFLICT, "cancelled"));
     }
 
@@ -162,13 +200,23 @@ pub async fn upload(
 }
 
 fn outcome(status: StatusCode, outcome: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], format!("{{\"outcome\":\"{outcome}\"}}"))
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        format!("{{\"outcome\":\"{outcome}\"}}"),
+    )
         .into_response()
 }
 
 /// `POST /v1/reader/leave`: the reader stops pulling; its waiting long-polls
 /// answer 204 at once so none of them can take work it would not run.
-pub async fn leave(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, GatewayError> {
+pub async fn leave(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
     state.reader_token.check(&headers)?;
     state.broker.leave(reader_id(&headers));
     Ok(StatusCode::NO_CONTENT.into_response())

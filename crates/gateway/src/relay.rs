@@ -16,7 +16,10 @@ use crate::broker::ClientEvent;
 use crate::error::GatewayError;
 use crate::protocol::UploadHead;
 
-pub async fn respond(head: UploadHead, mut events: mpsc::Receiver<ClientEvent>) -> Result<Response, GatewayError> {
+pub async fn respond(
+    head: UploadHead,
+    mut events: mpsc::Receiver<ClientEvent>,
+) -> Result<Response, GatewayError> {
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = head.content_type.as_deref().unwrap_or("application/json");
     let streaming = content_type.starts_with("text/event-stream");
@@ -30,7 +33,9 @@ pub async fn respond(head: UploadHead, mut events: mpsc::Receiver<ClientEvent>) 
                 Some(ClientEvent::End) => break,
                 Some(ClientEvent::Failed(error)) => return Err(error),
                 Some(ClientEvent::Head(_)) | None => {
-                    return Err(GatewayError::ReaderLost { reason: "the upload ended before the answer was complete".into() })
+                    return Err(GatewayError::ReaderLost {
+                        reason: "the upload ended before the answer was complete".into(),
+                    })
                 }
             }
         }
@@ -38,17 +43,22 @@ pub async fn respond(head: UploadHead, mut events: mpsc::Receiver<ClientEvent>) 
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    let value = HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json"));
+    let value =
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::CONTENT_TYPE, value);
     if streaming {
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
     Ok(response)
 }
 
 /// Chunks as they come; an error or a vanished upload becomes a final SSE
 /// error event.
-fn sse_stream(events: mpsc::Receiver<ClientEvent>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+fn sse_stream(
+    events: mpsc::Receiver<ClientEvent>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     stream::unfold(Some(events), |events| async move {
         let mut events = events?;
         match events.recv().await {
@@ -56,7 +66,9 @@ fn sse_stream(events: mpsc::Receiver<ClientEvent>) -> impl futures::Stream<Item 
             Some(ClientEvent::End) => None,
             Some(ClientEvent::Failed(error)) => Some((Ok(error.sse_event()), None)),
             Some(ClientEvent::Head(_)) | None => {
-                let error = GatewayError::ReaderLost { reason: "the upload ended before the answer was complete".into() };
+                let error = GatewayError::ReaderLost {
+                    reason: "the upload ended before the answer was complete".into(),
+                };
                 Some((Ok(error.sse_event()), None))
             }
         }

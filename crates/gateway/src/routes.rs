@@ -37,7 +37,11 @@ impl RoutingTable {
             .models
             .iter()
             .map(|(name, route)| {
-                let groups = route.consumer_groups.iter().map(|g| Arc::from(g.as_str())).collect();
+                let groups = route
+                    .consumer_groups
+                    .iter()
+                    .map(|g| Arc::from(g.as_str()))
+                    .collect();
                 (name.clone(), groups)
             })
             .collect();
@@ -55,7 +59,9 @@ impl RoutingTable {
                 })
                 .collect(),
         };
-        let models_json = serde_json::to_vec(&list).map(Bytes::from).unwrap_or_default();
+        let models_json = serde_json::to_vec(&list)
+            .map(Bytes::from)
+            .unwrap_or_default();
         Self {
             models,
             models_json,
@@ -65,7 +71,10 @@ impl RoutingTable {
 
     /// The consumer groups serving `model`.
     pub fn groups(&self, model: &str) -> Option<&[Arc<str>]> {
-        self.models.get(model).map(Vec::as_slice).filter(|groups| !groups.is_empty())
+        self.models
+            .get(model)
+            .map(Vec::as_slice)
+            .filter(|groups| !groups.is_empty())
     }
 
     /// `GET /v1/models` body (OpenAI list shape).

@@ -31,7 +31,10 @@ pub fn client_router(state: SharedState) -> Router {
         .route("/v1/completions", post(client_api::completions))
         .route("/v1/embeddings", post(client_api::embeddings))
         .route("/v1/models", get(client_api::list_models))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -51,14 +54,22 @@ pub fn reader_router(state: SharedState) -> Router {
 }
 
 /// Requests by route template (never the raw path) and status code.
-async fn count_requests(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+async fn count_requests(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).await;
-    state.metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
     response
 }
 
@@ -77,7 +88,10 @@ async fn readyz(State(state): State<SharedState>) -> Response {
 async fn metrics(State(state): State<SharedState>) -> Response {
     state.broker.refresh_gauges();
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -86,13 +100,20 @@ async fn metrics(State(state): State<SharedState>) -> Response {
 /// Builds the shared state from the flags.
 pub fn build_state(args: &Args) -> Result<SharedState, GatewayError> {
     let token = match &args.reader_token_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|source| GatewayError::Io {
-            context: format!("reading reader token {}", path.display()),
-            source,
-        })?),
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|source| GatewayError::Io {
+                context: format!("reading reader token {}", path.display()),
+                source,
+            })?,
+        ),
         None => args.reader_token.clone(),
     };
-    if token.as_deref().map(str::trim).unwrap_or_default().is_empty() {
+    if token
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .is_empty()
+    {
         tracing::warn!("no reader token configured: the pull API refuses every reader");
     }
     let api_keys = match &args.api_keys_dir {
@@ -100,13 +121,21 @@ pub fn build_state(args: &Args) -> Result<SharedState, GatewayError> {
         None => ApiKeys::default(),
     };
     let metrics = Arc::new(Metrics::new()?);
-    Ok(Arc::new(AppState::new(metrics, ReaderToken::new(token.as_deref()), api_keys, args.max_body_bytes)))
+    Ok(Arc::new(AppState::new(
+        metrics,
+        ReaderToken::new(token.as_deref()),
+        api_keys,
+        args.max_body_bytes,
+    )))
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, GatewayError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| GatewayError::Io { context: format!("binding {addr}"), source })
+        .map_err(|source| GatewayError::Io {
+            context: format!("binding {addr}"),
+            source,
+        })
 }
 
 /// Runs the gateway until SIGTERM/SIGINT.
@@ -149,27 +178,43 @@ pub async fn serve(
     let (reader_stop_tx, reader_stop) = watch::channel(false);
     let client_app = client_router(state.clone());
     let client_server = tokio::spawn(async move {
-        axum::serve(client, client_app).with_graceful_shutdown(wait_for(client_stop)).await
+        axum::serve(client, client_app)
+            .with_graceful_shutdown(wait_for(client_stop))
+            .await
     });
     let reader_app = reader_router(state.clone());
     let reader_server = tokio::spawn(async move {
-        axum::serve(reader, reader_app).with_graceful_shutdown(wait_for(reader_stop)).await
+        axum::serve(reader, reader_app)
+            .with_graceful_shutdown(wait_for(reader_stop))
+            .await
     });
 
     shutdown.await;
-    tracing::info!(outstanding = state.broker.outstanding(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        outstanding = state.broker.outstanding(),
+        "shutting down: draining in-flight requests"
+    );
     state.begin_shutdown();
     let _ = client_stop_tx.send(true);
     let deadline = Instant::now() + grace;
     let mut client_server = client_server;
-    if tokio::time::timeout_at(deadline.into(), &mut client_server).await.is_err() {
-        tracing::warn!(outstanding = state.broker.outstanding(), "grace period over; dropping what is left");
+    if tokio::time::timeout_at(deadline.into(), &mut client_server)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            outstanding = state.broker.outstanding(),
+            "grace period over; dropping what is left"
+        );
         client_server.abort();
     }
     state.broker.wake_all_waiters();
     let _ = reader_stop_tx.send(true);
     let mut reader_server = reader_server;
-    if tokio::time::timeout(Duration::from_secs(2), &mut reader_server).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), &mut reader_server)
+        .await
+        .is_err()
+    {
         reader_server.abort();
     }
     tracing::info!("gateway stopped");

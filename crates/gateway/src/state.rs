@@ -23,7 +23,12 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(metrics: Arc<Metrics>, reader_token: ReaderToken, api_keys: ApiKeys, max_body_bytes: usize) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        reader_token: ReaderToken,
+        api_keys: ApiKeys,
+        max_body_bytes: usize,
+    ) -> Self {
         Self {
             broker: Broker::new(metrics.clone()),
             metrics,
@@ -38,7 +43,10 @@ impl AppState {
 
     /// The current routing snapshot (cheap: one Arc clone).
     pub fn routes(&self) -> Arc<RoutingTable> {
-        self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Applies a configuration: queues first (so a new model's group exists

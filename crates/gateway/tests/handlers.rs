@@ -26,15 +26,29 @@ fn config(max_depth: u32, timeout_seconds: u32) -> GatewayConfig {
     config.queue.max_redeliveries = 1;
     config.models.insert(
         "smollm2".into(),
-        ModelRoute { consumer_groups: vec!["cpu".into()], engine: Some("llamacpp".into()) },
+        ModelRoute {
+            consumer_groups: vec!["cpu".into()],
+            engine: Some("llamacpp".into()),
+        },
     );
-    config.models.insert("tiny".into(), ModelRoute { consumer_groups: vec!["cpu".into()], engine: None });
+    config.models.insert(
+        "tiny".into(),
+        ModelRoute {
+            consumer_groups: vec!["cpu".into()],
+            engine: None,
+        },
+    );
     config
 }
 
 fn state_with(config: &GatewayConfig, keys: ApiKeys, max_body: usize) -> SharedState {
     let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let state = Arc::new(AppState::new(metrics, ReaderToken::new(Some(TOKEN)), keys, max_body));
+    let state = Arc::new(AppState::new(
+        metrics,
+        ReaderToken::new(Some(TOKEN)),
+        keys,
+        max_body,
+    ));
     state.apply_config(config);
     state
 }
@@ -55,18 +69,26 @@ async fn send(router: Router, request: Request<Body>) -> Response {
 }
 
 async fn json(response: Response) -> serde_json::Value {
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     serde_json::from_slice(&bytes).expect("json body")
 }
 
 /// Asserts the OpenAI error shape and returns `error.code`.
 async fn error_code(response: Response) -> String {
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    assert_eq!(content_type.as_ref().and_then(|v| v.to_str().ok()), Some("application/json"));
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
     let value = json(response).await;
     let error = value.get("error").expect("error object");
     for field in ["message", "type", "param", "code"] {
-        assert!(error.get(field).is_some(), "error.{field} missing in {value}");
+        assert!(
+            error.get(field).is_some(),
+            "error.{field} missing in {value}"
+        );
     }
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     error["code"].as_str().unwrap_or_default().to_string()
@@ -75,7 +97,14 @@ async fn error_code(response: Response) -> String {
 #[tokio::test]
 async fn malformed_requests_are_400() {
     let state = state();
-    for body in [r#"{"model":"smollm2""#, r#"{"messages":[]}"#, r#"{"model":42}"#, r#"{"model":"smollm2","stream":"yes"}"#, "[]", ""] {
+    for body in [
+        r#"{"model":"smollm2""#,
+        r#"{"messages":[]}"#,
+        r#"{"model":42}"#,
+        r#"{"model":"smollm2","stream":"yes"}"#,
+        "[]",
+        "",
+    ] {
         let response = send(client_router(state.clone()), chat(body)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "body {body:?}");
         assert_eq!(error_code(response).await, "invalid_request");
@@ -84,7 +113,11 @@ async fn malformed_requests_are_400() {
 
 #[tokio::test]
 async fn unknown_model_is_404_with_param_model() {
-    let response = send(client_router(state()), chat(r#"{"model":"gpt-9","messages":[]}"#)).await;
+    let response = send(
+        client_router(state()),
+        chat(r#"{"model":"gpt-9","messages":[]}"#),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let value = json(response).await;
     assert_eq!(value["error"]["code"], "model_not_found");
@@ -93,7 +126,9 @@ async fn unknown_model_is_404_with_param_model() {
 
 #[tokio::test]
 async fn unknown_path_is_an_openai_404() {
-    let request = Request::get("/v1/nothing").body(Body::empty()).expect("request");
+    let request = Request::get("/v1/nothing")
+        .body(Body::empty())
+        .expect("request");
     let response = send(client_router(state()), request).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(response).await, "not_found");
@@ -106,8 +141,12 @@ async fn oversized_body_is_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(response).await, "request_too_large");
     // Without a Content-Length the limit still holds.
-    let chunks = futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 64]))));
-    let request = Request::post("/v1/completions").body(Body::from_stream(chunks)).expect("request");
+    let chunks = futures::stream::iter(
+        (0..64).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 64]))),
+    );
+    let request = Request::post("/v1/completions")
+        .body(Body::from_stream(chunks))
+        .expect("request");
     let response = send(client_router(state()), request).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
@@ -119,21 +158,48 @@ async fn api_keys_are_enforced_when_configured() {
     let response = send(client_router(state.clone()), chat(r#"{"model":"smollm2"}"#)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(response).await, "invalid_api_key");
-    let mut request = Request::get("/v1/models").body(Body::empty()).expect("request");
-    request.headers_mut().insert(header::AUTHORIZATION, "Bearer sk-bad".parse().expect("header"));
-    assert_eq!(send(client_router(state.clone()), request).await.status(), StatusCode::UNAUTHORIZED);
-    let mut request = Request::get("/v1/models").body(Body::empty()).expect("request");
-    request.headers_mut().insert(header::AUTHORIZATION, "Bearer sk-good".parse().expect("header"));
-    assert_eq!(send(client_router(state), request).await.status(), StatusCode::OK);
+    let mut request = Request::get("/v1/models")
+        .body(Body::empty())
+        .expect("request");
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Bearer sk-bad".parse().expect("header"),
+    );
+    assert_eq!(
+        send(client_router(state.clone()), request).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let mut request = Request::get("/v1/models")
+        .body(Body::empty())
+        .expect("request");
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Bearer sk-good".parse().expect("header"),
+    );
+    assert_eq!(
+        send(client_router(state), request).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn models_lists_every_routed_model() {
-    let response = send(client_router(state()), Request::get("/v1/models").body(Body::empty()).expect("request")).await;
+    let response = send(
+        client_router(state()),
+        Request::get("/v1/models")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let value = json(response).await;
     assert_eq!(value["object"], "list");
-    let ids: Vec<&str> = value["data"].as_array().expect("data").iter().filter_map(|m| m["id"].as_str()).collect();
+    let ids: Vec<&str> = value["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     assert_eq!(ids, vec!["smollm2", "tiny"]);
     assert_eq!(value["data"][0]["object"], "model");
     assert_eq!(value["data"][0]["owned_by"], "llamacpp");
@@ -142,13 +208,22 @@ async fn models_lists_every_routed_model() {
 #[tokio::test]
 async fn full_queue_is_429_with_retry_after() {
     let state = state_with(&config(1, 30), ApiKeys::default(), 1024);
-    let waiting = tokio::spawn(send(client_router(state.clone()), chat(r#"{"model":"smollm2"}"#)));
+    let waiting = tokio::spawn(send(
+        client_router(state.clone()),
+        chat(r#"{"model":"smollm2"}"#),
+    ));
     while state.broker.depth("cpu") != Some(1) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let response = send(client_router(state.clone()), chat(r#"{"model":"tiny"}"#)).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     assert_eq!(error_code(response).await, "queue_full");
     waiting.abort();
     let _ = waiting.await;
@@ -164,13 +239,19 @@ async fn unanswered_request_is_504_after_the_timeout() {
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(error_code(response).await, "timeout");
-    assert_eq!(state.broker.depth("cpu"), Some(0), "timed-out request is not served later");
+    assert_eq!(
+        state.broker.depth("cpu"),
+        Some(0),
+        "timed-out request is not served later"
+    );
 }
 
 #[tokio::test]
 async fn reader_api_needs_the_token() {
     let state = state();
-    let request = Request::post("/v1/reader/lease?groups=cpu&waitMs=0").body(Body::empty()).expect("request");
+    let request = Request::post("/v1/reader/lease?groups=cpu&waitMs=0")
+        .body(Body::empty())
+        .expect("request");
     let response = send(reader_router(state.clone()), request).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(response).await, "invalid_reader_token");
@@ -178,7 +259,10 @@ async fn reader_api_needs_the_token() {
         .header(header::AUTHORIZATION, "Bearer wrong")
         .body(Body::empty())
         .expect("request");
-    assert_eq!(send(reader_router(state), request).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(reader_router(state), request).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 fn lease_request(wait_ms: u64) -> Request<Body> {
@@ -199,25 +283,45 @@ fn upload_request(lease: &str, body: Body) -> Request<Body> {
 async fn lease_one(state: &SharedState) -> (String, Bytes) {
     let response = send(reader_router(state.clone()), lease_request(2000)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["x-flightdeck-path"], "/v1/chat/completions");
-    let lease = response.headers()["x-flightdeck-lease"].to_str().expect("ascii").to_string();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    assert_eq!(
+        response.headers()["x-flightdeck-path"],
+        "/v1/chat/completions"
+    );
+    let lease = response.headers()["x-flightdeck-lease"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     (lease, body)
 }
 
 #[tokio::test]
 async fn lease_and_upload_relay_the_engine_answer_unchanged() {
     let state = state();
-    let client_body = r#"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"temperature":0.5}"#;
+    let client_body =
+        r#"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"temperature":0.5}"#;
     let client = tokio::spawn(send(client_router(state.clone()), chat(client_body)));
     let (lease, body) = lease_one(&state).await;
-    assert_eq!(body, Bytes::from(client_body), "the body reaches the reader byte for byte");
-    let answer = "{\"status\":201,\"contentType\":\"application/json\"}\n{\"id\":\"x\",\"choices\":[]}";
-    let upload = send(reader_router(state.clone()), upload_request(&lease, Body::from(answer))).await;
+    assert_eq!(
+        body,
+        Bytes::from(client_body),
+        "the body reaches the reader byte for byte"
+    );
+    let answer =
+        "{\"status\":201,\"contentType\":\"application/json\"}\n{\"id\":\"x\",\"choices\":[]}";
+    let upload = send(
+        reader_router(state.clone()),
+        upload_request(&lease, Body::from(answer)),
+    )
+    .await;
     assert_eq!(upload.status(), StatusCode::OK);
     let response = client.await.expect("client task");
     assert_eq!(response.status(), StatusCode::CREATED);
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     assert_eq!(bytes, Bytes::from_static(b"{\"id\":\"x\",\"choices\":[]}"));
 }
 
@@ -231,11 +335,19 @@ async fn empty_queue_lease_is_204_with_heads() {
 #[tokio::test]
 async fn reader_lost_before_first_byte_redelivers_then_503() {
     let state = state();
-    let client = tokio::spawn(send(client_router(state.clone()), chat(r#"{"model":"smollm2"}"#)));
+    let client = tokio::spawn(send(
+        client_router(state.clone()),
+        chat(r#"{"model":"smollm2"}"#),
+    ));
     for _ in 0..2 {
         let (lease, _) = lease_one(&state).await;
-        let broken = futures::stream::iter(vec![Err::<Bytes, _>(std::io::Error::other("reader died"))]);
-        let upload = send(reader_router(state.clone()), upload_request(&lease, Body::from_stream(broken))).await;
+        let broken =
+            futures::stream::iter(vec![Err::<Bytes, _>(std::io::Error::other("reader died"))]);
+        let upload = send(
+            reader_router(state.clone()),
+            upload_request(&lease, Body::from_stream(broken)),
+        )
+        .await;
         assert_eq!(upload.status(), StatusCode::OK);
     }
     // maxRedeliveries is 1: the second loss ends the request.
@@ -247,34 +359,62 @@ async fn reader_lost_before_first_byte_redelivers_then_503() {
 #[tokio::test]
 async fn reader_lost_mid_stream_ends_with_an_sse_error_event() {
     let state = state();
-    let client = tokio::spawn(send(client_router(state.clone()), chat(r#"{"model":"smollm2","stream":true}"#)));
+    let client = tokio::spawn(send(
+        client_router(state.clone()),
+        chat(r#"{"model":"smollm2","stream":true}"#),
+    ));
     let (lease, _) = lease_one(&state).await;
     let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from_static(b"{\"status\":200,\"contentType\":\"text/event-stream\"}\n")),
-        Ok(Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n")),
+        Ok(Bytes::from_static(
+            b"{\"status\":200,\"contentType\":\"text/event-stream\"}\n",
+        )),
+        Ok(Bytes::from_static(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+        )),
         Err(std::io::Error::other("reader died")),
     ];
-    let _ = send(reader_router(state.clone()), upload_request(&lease, Body::from_stream(futures::stream::iter(parts)))).await;
+    let _ = send(
+        reader_router(state.clone()),
+        upload_request(&lease, Body::from_stream(futures::stream::iter(parts))),
+    )
+    .await;
     let response = client.await.expect("client task");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     let text = String::from_utf8(bytes.to_vec()).expect("utf8");
     assert!(text.starts_with("data: {\"choices\""), "{text}");
-    assert!(text.contains("data: {\"error\""), "stream must end with an error event: {text}");
+    assert!(
+        text.contains("data: {\"error\""),
+        "stream must end with an error event: {text}"
+    );
     assert!(text.contains("reader_lost"));
 }
 
 #[tokio::test]
 async fn reader_lost_mid_body_of_a_json_answer_is_502() {
     let state = state();
-    let client = tokio::spawn(send(client_router(state.clone()), chat(r#"{"model":"smollm2"}"#)));
+    let client = tokio::spawn(send(
+        client_router(state.clone()),
+        chat(r#"{"model":"smollm2"}"#),
+    ));
     let (lease, _) = lease_one(&state).await;
     let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from_static(b"{\"status\":200,\"contentType\":\"application/json\"}\n{\"id\":")),
+        Ok(Bytes::from_static(
+            b"{\"status\":200,\"contentType\":\"application/json\"}\n{\"id\":",
+        )),
         Err(std::io::Error::other("reader died")),
     ];
-    let _ = send(reader_router(state.clone()), upload_request(&lease, Body::from_stream(futures::stream::iter(parts)))).await;
+    let _ = send(
+        reader_router(state.clone()),
+        upload_request(&lease, Body::from_stream(futures::stream::iter(parts))),
+    )
+    .await;
     let response = client.await.expect("client task");
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_code(response).await, "reader_lost");
@@ -282,7 +422,11 @@ async fn reader_lost_mid_body_of_a_json_answer_is_502() {
 
 #[tokio::test]
 async fn upload_for_an_unknown_lease_is_404() {
-    let response = send(reader_router(state()), upload_request("999", Body::from("{\"status\":200}\n"))).await;
+    let response = send(
+        reader_router(state()),
+        upload_request("999", Body::from("{\"status\":200}\n")),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(response).await, "lease_unknown");
 }
@@ -291,9 +435,25 @@ async fn upload_for_an_unknown_lease_is_404() {
 async fn metrics_expose_queue_depth_and_requests_by_route() {
     let state = state();
     let _ = send(client_router(state.clone()), chat(r#"{"model":"gpt-9"}"#)).await;
-    let response = send(client_router(state), Request::get("/metrics").body(Body::empty()).expect("request")).await;
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let response = send(
+        client_router(state),
+        Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     let text = String::from_utf8(bytes.to_vec()).expect("utf8");
-    assert!(text.contains("flightdeck_gateway_queue_depth{group=\"cpu\"} 0"), "{text}");
-    assert!(text.contains("flightdeck_gateway_requests_total{code=\"404\",route=\"/v1/chat/completions\"} 1"), "{text}");
+    assert!(
+        text.contains("flightdeck_gateway_queue_depth{group=\"cpu\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "flightdeck_gateway_requests_total{code=\"404\",route=\"/v1/chat/completions\"} 1"
+        ),
+        "{text}"
+    );
 }

@@ -37,7 +37,10 @@ async fn readyz(State(ctx): State<Arc<Context>>) -> Response {
 
 async fn metrics(State(ctx): State<Arc<Context>>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         ctx.metrics.render(),
     )
         .into_response()

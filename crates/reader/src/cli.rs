@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "flightdeck-reader", version, about = "Pulls requests from Flightdeck gateways and runs them on a local engine")]
+#[command(
+    name = "flightdeck-reader",
+    version,
+    about = "Pulls requests from Flightdeck gateways and runs them on a local engine"
+)]
 pub struct Args {
     /// Comma-separated base URLs of the gateways' reader ports.
     #[arg(long, env = "FLIGHTDECK_GATEWAY_URLS", value_delimiter = ',')]
@@ -15,10 +19,19 @@ pub struct Args {
     #[arg(long, env = "FLIGHTDECK_GATEWAY_SERVICE")]
     pub gateway_service: Option<String>,
     /// Comma-separated consumer groups to pull for.
-    #[arg(long, env = "FLIGHTDECK_CONSUMER_GROUPS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "FLIGHTDECK_CONSUMER_GROUPS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub consumer_groups: Vec<String>,
     /// Base URL of the engine's OpenAI-compatible API.
-    #[arg(long, env = "FLIGHTDECK_ENGINE_URL", default_value = "http://127.0.0.1:8000")]
+    #[arg(
+        long,
+        env = "FLIGHTDECK_ENGINE_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
     pub engine_url: String,
     /// Requests run on the engine at once (readerConfig.maxBatchSize).
     #[arg(long, env = "FLIGHTDECK_CAPACITY", default_value_t = 8)]

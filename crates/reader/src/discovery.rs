@@ -14,14 +14,22 @@ pub fn normalize_urls(urls: &[String]) -> Vec<String> {
     urls.iter()
         .map(|url| url.trim().trim_end_matches('/'))
         .filter(|url| !url.is_empty())
-        .map(|url| if url.contains("://") { url.to_string() } else { format!("http://{url}") })
+        .map(|url| {
+            if url.contains("://") {
+                url.to_string()
+            } else {
+                format!("http://{url}")
+            }
+        })
         .collect()
 }
 
 /// Resolves `host:port` to one base URL per address.
 pub async fn resolve(service: &str) -> std::io::Result<Vec<String>> {
-    let mut bases: Vec<String> =
-        tokio::net::lookup_host(service).await?.map(|addr| format!("http://{addr}")).collect();
+    let mut bases: Vec<String> = tokio::net::lookup_host(service)
+        .await?
+        .map(|addr| format!("http://{addr}"))
+        .collect();
     bases.sort();
     bases.dedup();
     Ok(bases)

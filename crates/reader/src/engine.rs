@@ -29,7 +29,11 @@ impl Engine {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(ReaderError::Client)?;
-        Ok(Self { base: base.trim_end_matches('/').to_string(), client, ready: AtomicBool::new(false) })
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+            ready: AtomicBool::new(false),
+        })
     }
 
     pub fn is_ready(&self) -> bool {
@@ -44,7 +48,10 @@ impl Engine {
     /// `GET /health` or `GET /v1/models` answering 200, whichever works.
     pub async fn check(&self) -> bool {
         for path in ["/health", "/v1/models"] {
-            let request = self.client.get(format!("{}{path}", self.base)).timeout(Duration::from_secs(5));
+            let request = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .timeout(Duration::from_secs(5));
             if let Ok(response) = request.send().await {
                 if response.status().is_success() {
                     return true;
@@ -63,7 +70,12 @@ impl Engine {
             if ready != was {
                 tracing::info!(engine = %self.base, ready, "engine readiness changed");
             }
-            tokio::time::sleep(if ready { RECHECK_INTERVAL } else { STARTUP_POLL }).await;
+            tokio::time::sleep(if ready {
+                RECHECK_INTERVAL
+            } else {
+                STARTUP_POLL
+            })
+            .await;
         }
     }
 }

@@ -5,7 +5,10 @@ pub enum ReaderError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("building the HTTP client failed: {0}")]
     Client(#[source] reqwest::Error),
     #[error("registering metric failed: {0}")]

@@ -35,7 +35,16 @@ struct Entry {
 impl Entry {
     fn new(base: Arc<str>) -> Self {
         let now = Instant::now();
-        Self { base, depth: 0, oldest_age_ms: 0, observed: now, idle_pollers: 0, failures: 0, retry_at: now, connected: false }
+        Self {
+            base,
+            depth: 0,
+            oldest_age_ms: 0,
+            observed: now,
+            idle_pollers: 0,
+            failures: 0,
+            retry_at: now,
+            connected: false,
+        }
     }
 
     fn estimated_age(&self, now: Instant) -> u128 {
@@ -65,9 +74,16 @@ impl Gateways {
     /// Replaces the set of gateways (discovery); known ones keep their state.
     pub fn set(&self, bases: &[String]) {
         let mut entries = self.lock();
-        entries.retain(|entry| bases.iter().any(|base| base.as_str() == entry.base.as_ref()));
+        entries.retain(|entry| {
+            bases
+                .iter()
+                .any(|base| base.as_str() == entry.base.as_ref())
+        });
         for base in bases {
-            if !entries.iter().any(|entry| entry.base.as_ref() == base.as_str()) {
+            if !entries
+                .iter()
+                .any(|entry| entry.base.as_ref() == base.as_str())
+            {
                 tracing::info!(gateway = %base, "gateway discovered");
                 entries.push(Entry::new(Arc::from(base.as_str())));
             }
@@ -87,10 +103,14 @@ impl Gateways {
     pub fn choose(&self, long_poll_ms: u64) -> Choice {
         let mut entries = self.lock();
         let now = Instant::now();
-        let available: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].retry_at <= now).collect();
+        let available: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].retry_at <= now)
+            .collect();
         if available.is_empty() {
             let next = entries.iter().map(|entry| entry.retry_at).min();
-            return Choice::Sleep(next.map_or(Duration::from_millis(200), |at| at.saturating_duration_since(now)));
+            return Choice::Sleep(next.map_or(Duration::from_millis(200), |at| {
+                at.saturating_duration_since(now)
+            }));
         }
         let oldest = available
             .iter()
@@ -99,7 +119,10 @@ impl Gateways {
             .max_by_key(|&i| entries[i].estimated_age(now));
         if let Some(i) = oldest {
             // Known work: take it or learn at once that it is gone.
-            return Choice::Poll { base: entries[i].base.clone(), wait_ms: 0 };
+            return Choice::Poll {
+                base: entries[i].base.clone(),
+                wait_ms: 0,
+            };
         }
         // Spread idle slots; rotate among equals so all gateways get visits.
         let offset = random_u64() as usize;
@@ -107,10 +130,20 @@ impl Gateways {
             .map(|k| available[(k + offset) % available.len()])
             .min_by_key(|&i| entries[i].idle_pollers)
             .unwrap_or(available[0]);
-        let uncovered = available.iter().filter(|&&i| entries[i].idle_pollers == 0 && i != pick).count();
-        let wait_ms = if uncovered == 0 { long_poll_ms } else { SHORT_POLL_MS.min(long_poll_ms) };
+        let uncovered = available
+            .iter()
+            .filter(|&&i| entries[i].idle_pollers == 0 && i != pick)
+            .count();
+        let wait_ms = if uncovered == 0 {
+            long_poll_ms
+        } else {
+            SHORT_POLL_MS.min(long_poll_ms)
+        };
         entries[pick].idle_pollers += 1;
-        Choice::Poll { base: entries[pick].base.clone(), wait_ms }
+        Choice::Poll {
+            base: entries[pick].base.clone(),
+            wait_ms,
+        }
     }
 
     /// The poll chosen by [`Gateways::choose`] returned.
@@ -118,7 +151,11 @@ impl Gateways {
         if wait_ms == 0 {
             return;
         }
-        if let Some(entry) = self.lock().iter_mut().find(|entry| entry.base.as_ref() == base) {
+        if let Some(entry) = self
+            .lock()
+            .iter_mut()
+            .find(|entry| entry.base.as_ref() == base)
+        {
             entry.idle_pollers = entry.idle_pollers.saturating_sub(1);
         }
     }
@@ -126,7 +163,9 @@ impl Gateways {
     /// A pull answered: remember its heads, clear any backoff.
     pub fn record_success(&self, base: &str, heads: Option<&Heads>) -> bool {
         let mut entries = self.lock();
-        let Some(entry) = entries.iter_mut().find(|entry| entry.base.as_ref() == base) else { return false };
+        let Some(entry) = entries.iter_mut().find(|entry| entry.base.as_ref() == base) else {
+            return false;
+        };
         let was_connected = entry.connected;
         entry.connected = true;
         entry.failures = 0;
@@ -142,7 +181,9 @@ impl Gateways {
     /// A pull failed: back off with jitter so readers do not reconnect in step.
     pub fn record_failure(&self, base: &str) -> Duration {
         let mut entries = self.lock();
-        let Some(entry) = entries.iter_mut().find(|entry| entry.base.as_ref() == base) else { return BACKOFF_BASE };
+        let Some(entry) = entries.iter_mut().find(|entry| entry.base.as_ref() == base) else {
+            return BACKOFF_BASE;
+        };
         entry.connected = false;
         entry.depth = 0;
         entry.failures = entry.failures.saturating_add(1);
@@ -153,7 +194,11 @@ impl Gateways {
 
     #[cfg(test)]
     fn set_heads(&self, base: &str, depth: u32, oldest_age_ms: u64) {
-        let heads = Heads(vec![flightdeck_gateway::protocol::Head { group: "g".into(), depth, oldest_age_ms }]);
+        let heads = Heads(vec![flightdeck_gateway::protocol::Head {
+            group: "g".into(),
+            depth,
+            oldest_age_ms,
+        }]);
         self.record_success(base, Some(&heads));
     }
 }
@@ -190,16 +235,40 @@ mod tests {
         g.set_heads("a", 5, 100);
         g.set_heads("b", 1, 900);
         g.set_heads("c", 0, 0);
-        assert_eq!(g.choose(20_000), Choice::Poll { base: Arc::from("b"), wait_ms: 0 });
+        assert_eq!(
+            g.choose(20_000),
+            Choice::Poll {
+                base: Arc::from("b"),
+                wait_ms: 0
+            }
+        );
     }
 
     #[test]
     fn idle_slots_spread_and_wait_long_only_when_every_gateway_is_watched() {
         let g = gateways(&["a", "b"]);
-        let Choice::Poll { base: first, wait_ms } = g.choose(20_000) else { panic!("expected a poll") };
-        assert_eq!(wait_ms, SHORT_POLL_MS, "the other gateway is not watched yet");
-        let Choice::Poll { base: second, wait_ms } = g.choose(20_000) else { panic!("expected a poll") };
-        assert_ne!(first, second, "the second idle slot goes to the other gateway");
+        let Choice::Poll {
+            base: first,
+            wait_ms,
+        } = g.choose(20_000)
+        else {
+            panic!("expected a poll")
+        };
+        assert_eq!(
+            wait_ms, SHORT_POLL_MS,
+            "the other gateway is not watched yet"
+        );
+        let Choice::Poll {
+            base: second,
+            wait_ms,
+        } = g.choose(20_000)
+        else {
+            panic!("expected a poll")
+        };
+        assert_ne!(
+            first, second,
+            "the second idle slot goes to the other gateway"
+        );
         assert_eq!(wait_ms, 20_000);
         g.poll_done(&first, SHORT_POLL_MS);
         g.poll_done(&second, 20_000);
@@ -210,7 +279,9 @@ mod tests {
         let g = gateways(&["a", "b"]);
         g.record_failure("a");
         for _ in 0..10 {
-            let Choice::Poll { base, wait_ms } = g.choose(20_000) else { panic!("expected a poll") };
+            let Choice::Poll { base, wait_ms } = g.choose(20_000) else {
+                panic!("expected a poll")
+            };
             assert_eq!(base.as_ref(), "b");
             g.poll_done(&base, wait_ms);
         }
@@ -230,7 +301,16 @@ mod tests {
         let g = gateways(&["a", "b"]);
         g.set_heads("a", 2, 50);
         g.set(&["a".to_string(), "c".to_string()]);
-        assert_eq!(g.bases().iter().map(|b| b.to_string()).collect::<Vec<_>>(), vec!["a", "c"]);
-        assert_eq!(g.choose(20_000), Choice::Poll { base: Arc::from("a"), wait_ms: 0 });
+        assert_eq!(
+            g.bases().iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            g.choose(20_000),
+            Choice::Poll {
+                base: Arc::from("a"),
+                wait_ms: 0
+            }
+        );
     }
 }

@@ -60,8 +60,10 @@ impl Context {
 
 fn read_token(args: &Args) -> Result<String, ReaderError> {
     let token = match &args.reader_token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|source| ReaderError::Io { context: format!("reading reader token {}", path.display()), source })?,
+        Some(path) => std::fs::read_to_string(path).map_err(|source| ReaderError::Io {
+            context: format!("reading reader token {}", path.display()),
+            source,
+        })?,
         None => args.reader_token.clone().unwrap_or_default(),
     };
     let token = token.trim().to_string();
@@ -82,7 +84,10 @@ fn default_reader_id() -> String {
 pub async fn run(args: Args) -> Result<(), ReaderError> {
     let admin = TcpListener::bind(&args.admin_listen)
         .await
-        .map_err(|source| ReaderError::Io { context: format!("binding {}", args.admin_listen), source })?;
+        .map_err(|source| ReaderError::Io {
+            context: format!("binding {}", args.admin_listen),
+            source,
+        })?;
     serve(args, admin, shutdown_signal()).await
 }
 
@@ -92,17 +97,25 @@ pub async fn serve(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReaderError> {
-    let groups: Vec<String> =
-        args.consumer_groups.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
+    let groups: Vec<String> = args
+        .consumer_groups
+        .iter()
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+        .collect();
     if groups.is_empty() {
-        return Err(ReaderError::Config("at least one consumer group is required".into()));
+        return Err(ReaderError::Config(
+            "at least one consumer group is required".into(),
+        ));
     }
     if args.capacity == 0 {
         return Err(ReaderError::Config("capacity must be at least 1".into()));
     }
     let urls = discovery::normalize_urls(&args.gateway_urls);
     if urls.is_empty() && args.gateway_service.is_none() {
-        return Err(ReaderError::Config("--gateway-urls or --gateway-service is required".into()));
+        return Err(ReaderError::Config(
+            "--gateway-urls or --gateway-service is required".into(),
+        ));
     }
     let token = read_token(&args)?;
     let metrics = Arc::new(Metrics::new()?);
@@ -134,7 +147,10 @@ pub async fn serve(
     background.spawn(ctx.engine.clone().watch(metrics.clone()));
     match &args.gateway_service {
         Some(service) if urls.is_empty() => {
-            background.spawn(discovery::watch_service(service.clone(), ctx.gateways.clone()));
+            background.spawn(discovery::watch_service(
+                service.clone(),
+                ctx.gateways.clone(),
+            ));
         }
         _ => ctx.gateways.set(&urls),
     }
@@ -152,13 +168,22 @@ pub async fn serve(
     }
 
     shutdown.await;
-    tracing::info!(in_flight = metrics.in_flight.get(), "draining: no new pulls, finishing in-flight requests");
+    tracing::info!(
+        in_flight = metrics.in_flight.get(),
+        "draining: no new pulls, finishing in-flight requests"
+    );
     ctx.draining.store(true, Ordering::Release);
     leave_all(&ctx).await;
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
-    if tokio::time::timeout(grace, async { while slots.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!(in_flight = metrics.in_flight.get(), "grace period over; abandoning in-flight requests");
+    if tokio::time::timeout(grace, async { while slots.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = metrics.in_flight.get(),
+            "grace period over; abandoning in-flight requests"
+        );
     }
     background.shutdown().await;
     tracing::info!("reader stopped");
@@ -210,6 +235,12 @@ pub async fn shutdown_signal() {
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "text" { builder.try_init() } else { builder.json().try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "text" {
+        builder.try_init()
+    } else {
+        builder.json().try_init()
+    };
 }

@@ -61,8 +61,14 @@ pub async fn run_slot(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             Some(Ok(Some(lease))) => relay_lease(&ctx, lease).await,
             Some(Ok(None)) => {}
             Some(Err(error)) => {
-                ctx.metrics.lease_errors.with_label_values(&[base.as_ref()]).inc();
-                ctx.metrics.gateway_connected.with_label_values(&[base.as_ref()]).set(0);
+                ctx.metrics
+                    .lease_errors
+                    .with_label_values(&[base.as_ref()])
+                    .inc();
+                ctx.metrics
+                    .gateway_connected
+                    .with_label_values(&[base.as_ref()])
+                    .set(0);
                 let delay = ctx.gateways.record_failure(&base);
                 tracing::warn!(%error, gateway = %base, retry_in_ms = delay.as_millis() as u64, "pull failed");
             }
@@ -72,8 +78,14 @@ pub async fn run_slot(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
 
 /// One long-poll. `Ok(None)`: no work within `wait_ms`.
 async fn lease(ctx: &Context, base: &Arc<str>, wait_ms: u64) -> Result<Option<Lease>, ReaderError> {
-    let gateway_error = |reason: String| ReaderError::Gateway { gateway: base.to_string(), reason };
-    let url = format!("{base}{LEASE_PATH}?groups={}&waitMs={wait_ms}", ctx.groups_query);
+    let gateway_error = |reason: String| ReaderError::Gateway {
+        gateway: base.to_string(),
+        reason,
+    };
+    let url = format!(
+        "{base}{LEASE_PATH}?groups={}&waitMs={wait_ms}",
+        ctx.groups_query
+    );
     let response = ctx
         .gateway_client
         .post(url)
@@ -83,14 +95,22 @@ async fn lease(ctx: &Context, base: &Arc<str>, wait_ms: u64) -> Result<Option<Le
         .send()
         .await
         .map_err(|err| gateway_error(err.to_string()))?;
-    let heads = response.headers().get(HEADER_HEADS).and_then(|v| v.to_str().ok()).map(Heads::decode);
+    let heads = response
+        .headers()
+        .get(HEADER_HEADS)
+        .and_then(|v| v.to_str().ok())
+        .map(Heads::decode);
     match response.status() {
         StatusCode::OK => {}
         StatusCode::NO_CONTENT => {
             mark_connected(ctx, base, heads.as_ref());
             return Ok(None);
         }
-        StatusCode::UNAUTHORIZED => return Err(ReaderError::Unauthorized { gateway: base.to_string() }),
+        StatusCode::UNAUTHORIZED => {
+            return Err(ReaderError::Unauthorized {
+                gateway: base.to_string(),
+            })
+        }
         status => return Err(gateway_error(format!("lease answered {status}"))),
     }
     let id = response
@@ -105,14 +125,25 @@ async fn lease(ctx: &Context, base: &Arc<str>, wait_ms: u64) -> Result<Option<Le
         .and_then(|v| v.to_str().ok())
         .and_then(|path| ENGINE_PATHS.into_iter().find(|known| *known == path))
         .ok_or_else(|| gateway_error("lease names no known engine path".into()))?;
-    let body = response.bytes().await.map_err(|err| gateway_error(format!("reading the lease body: {err}")))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| gateway_error(format!("reading the lease body: {err}")))?;
     mark_connected(ctx, base, heads.as_ref());
-    Ok(Some(Lease { gateway: base.clone(), id, path, body }))
+    Ok(Some(Lease {
+        gateway: base.clone(),
+        id,
+        path,
+        body,
+    }))
 }
 
 fn mark_connected(ctx: &Context, base: &str, heads: Option<&Heads>) {
     if ctx.gateways.record_success(base, heads) {
         tracing::info!(gateway = %base, "connected to gateway");
-        ctx.metrics.gateway_connected.with_label_values(&[base]).set(1);
+        ctx.metrics
+            .gateway_connected
+            .with_label_values(&[base])
+            .set(1);
     }
 }

@@ -49,15 +49,19 @@ pub async fn relay_lease(ctx: &Context, lease: Lease) {
     ctx.metrics.in_flight.inc();
     let outcome = run(ctx, &lease).await;
     ctx.metrics.in_flight.dec();
-    ctx.metrics.requests.with_label_values(&[outcome.label()]).inc();
+    ctx.metrics
+        .requests
+        .with_label_values(&[outcome.label()])
+        .inc();
     tracing::debug!(lease = lease.id, gateway = %lease.gateway, outcome = outcome.label(), "lease finished");
 }
 
 async fn run(ctx: &Context, lease: &Lease) -> Outcome {
     let (chunks, receiver) = mpsc::channel::<Chunk>(CHUNK_BUFFER);
-    let body = reqwest::Body::wrap_stream(futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    }));
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
+    ));
     let upload = ctx
         .gateway_client
         .post(format!("{}{}", lease.gateway, upload_path(lease.id)))
@@ -90,14 +94,22 @@ async fn run(ctx: &Context, lease: &Lease) -> Outcome {
             tracing::warn!(%error, engine = %ctx.engine.base, "engine unreachable; handing the lease back");
             ctx.engine.mark_unready();
             // An error before the head line tells the gateway to redeliver.
-            let _ = chunks.send(Err(std::io::Error::other("engine unreachable"))).await;
+            let _ = chunks
+                .send(Err(std::io::Error::other("engine unreachable")))
+                .await;
             return finish(upload, Outcome::EngineUnreachable).await;
         }
     };
-    ctx.metrics.engine_first_byte.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .engine_first_byte
+        .observe(started.elapsed().as_secs_f64());
     let head = UploadHead {
         status: response.status().as_u16(),
-        content_type: response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        content_type: response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     if chunks.send(Ok(Bytes::from(head.to_line()))).await.is_err() {
         return finish(upload, Outcome::Cancelled).await;
