@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -175,8 +176,28 @@ def render(args, name, namespace):
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
+def wait_established(crd_file, seconds=60):
+    """helm waits for its CRDs to be served before it applies the rest
+    (`kubectl wait` errors while a new CRD has no conditions yet, so poll)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = kubectl("get", "-f", crd_file, "-o",
+                         'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+                         check=False).stdout.strip()
+        if status == "True":
+            return
+        if time.monotonic() > deadline:
+            raise HelmError(f"{crd_file}: CRD not Established after {seconds}s")
+        time.sleep(0.5)
+
+
 def cluster_scoped_kinds():
-    out = kubectl("api-resources", "--namespaced=false", "--no-headers").stdout
+    # Discovery of a just-created API group may lag a moment: kubectl then
+    # still lists every other group and exits 1; the kinds listed are enough.
+    proc = kubectl("api-resources", "--namespaced=false", "--no-headers", check=False)
+    out = proc.stdout
+    if not out.strip():
+        raise HelmError(f"kubectl api-resources: {proc.stderr.strip()}")
     return {line.split()[-1] for line in out.splitlines() if line.split()}
 
 
@@ -214,6 +235,7 @@ def install(args, upgrade):
                 # Like helm, no client-side schema check: kubectl 1.37 knows
                 # fields (x-kubernetes-validations) that a 1.20 server drops.
                 kubectl("create", "--validate=false", "-f", crd)
+            wait_established(crd)
     docs = render(args, name, namespace)
     cluster_kinds = cluster_scoped_kinds()
     for doc in docs:

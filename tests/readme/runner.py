@@ -410,6 +410,57 @@ def run_cluster(results, blocks, readme, target):
         results.fail("cluster", f"the cluster run exited with status {status}")
 
 
+class Operator:
+    """flightdeck-operator in the background for the cluster blocks. It starts
+    once the InferenceStack CRD exists (the README installs it, e.g. with the
+    catalog chart) and is started again if it exits, as its Deployment would."""
+
+    CRD = "inferencestacks.flightdeck.dev"
+
+    def __init__(self, binary, log_path):
+        self.binary, self.log_path = binary, log_path
+        self.proc, self.starts = None, 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.supervise, daemon=True)
+
+    def supervise(self):
+        while not self.stop_event.wait(1):
+            if self.proc is not None and self.proc.poll() is None:
+                continue
+            crd = subprocess.run(["kubectl", "get", "crd", self.CRD, "-o",
+                                  'jsonpath={.status.conditions[?(@.type=="Established")].status}'],
+                                 capture_output=True, text=True)
+            if crd.stdout.strip() != "True" or self.stop_event.is_set():
+                continue
+            if self.proc is not None:
+                print(f"  note: flightdeck-operator exited ({self.proc.returncode}); starting it again", flush=True)
+            port = free_port()
+            with open(self.log_path, "a", encoding="utf-8") as log:
+                self.proc = subprocess.Popen(
+                    [self.binary, "--watches", "watches.yaml", "--no-leader-election",
+                     "--admin-listen", f"127.0.0.1:{port}", "--log-format", "text"],
+                    cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            self.starts += 1
+            if self.starts == 1:
+                print(f"  the CRD exists: flightdeck-operator started in the background "
+                      f"(watches.yaml, log {self.log_path})", flush=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                kill_group(self.proc.pid)
+                self.proc.wait()
+
+
 def in_cluster(spec_path, out_path):
     """Inside with-cluster.sh: stand-in CRDs, the operator, then each block."""
     with open(spec_path, encoding="utf-8") as f:
@@ -418,47 +469,36 @@ def in_cluster(spec_path, out_path):
     results = Results()
     env = dict(os.environ)
     env["PATH"] = os.path.join(HERE, "bin") + os.pathsep + env["PATH"]
-    operator = None
-    log = tempfile.NamedTemporaryFile(prefix="readme-operator.", suffix=".log", delete=False)
+    log_path = tempfile.mktemp(prefix="readme-operator.", suffix=".log")
+    operator = Operator(os.path.join(target, "release", "flightdeck-operator"), log_path)
     try:
         print("  installing stand-in CRDs for OLM v1 and Prometheus-operator kinds (tests/readme/standin-crds.yaml)", flush=True)
         subprocess.run(["kubectl", "apply", "-f", os.path.join(HERE, "standin-crds.yaml")], check=True)
         subprocess.run(["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd",
                         "-l", "readme-test.flightdeck.dev/stand-in=true"], check=True)
-        port = free_port()
-        print(f"  starting flightdeck-operator in the background (watches.yaml; log {log.name})", flush=True)
-        operator = subprocess.Popen(
-            [os.path.join(target, "release", "flightdeck-operator"), "--watches", "watches.yaml",
-             "--no-leader-election", "--admin-listen", f"127.0.0.1:{port}", "--log-format", "text"],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        print("  flightdeck-operator starts in the background once the InferenceStack CRD exists", flush=True)
+        operator.start()
         for raw in spec["blocks"]:
             block = Block(line=raw["line"], lang=raw["lang"], text=raw["text"], mode="cluster")
             show(block, readme)
             what = f"cluster {block.where(readme)}"
-            if operator.poll() is not None:
-                print("  note: the operator has exited; its log follows", flush=True)
-                print(open(log.name, encoding="utf-8", errors="replace").read()[-4000:], flush=True)
             status, _ = run_script(bash(script_of(block)), BLOCK_TIMEOUT, env=env)
             if check_status(results, what, status, BLOCK_TIMEOUT):
                 results.ok(what)
     except (subprocess.CalledProcessError, OSError) as e:
         results.fail("cluster setup", str(e))
     finally:
-        if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill_group(operator.pid)
-                operator.wait()
-        if results.failed:
-            print(f"  operator log (last lines, {log.name}):", flush=True)
-            with open(log.name, encoding="utf-8", errors="replace") as f:
-                for line in f.read().splitlines()[-20:]:
-                    print(f"    {line}")
-        else:
-            os.unlink(log.name)
+        operator.stop()
+        if operator.starts > 1:
+            print(f"  note: flightdeck-operator was started {operator.starts} times", flush=True)
+        if os.path.exists(log_path):
+            if results.failed:
+                print(f"  operator log (last lines, {log_path}):", flush=True)
+                with open(log_path, encoding="utf-8", errors="replace") as f:
+                    for line in f.read().splitlines()[-20:]:
+                        print(f"    {line}")
+            else:
+                os.unlink(log_path)
         with open(out_path, "w", encoding="utf-8") as f:
             json.dump({"passed": results.passed, "failed": results.failed, "failures": results.failures}, f)
     return 0
