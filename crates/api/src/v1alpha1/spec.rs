@@ -28,29 +28,12 @@ use super::status::InferenceStackStatus;
     shortname = "istack",
     category = "flightdeck",
     doc = "An InferenceStack deploys open-source LLMs (vLLM, SGLang, llama.cpp, TGI) behind one OpenAI-compatible gateway.",
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Whether the gateway and every application have all their replicas ready"
-    ),
-    printcolumn(
-        name = "Endpoint",
-        type_ = "string",
-        json_path = ".status.gateway.endpoint",
-        description = "In-cluster URL of the gateway's OpenAI-compatible API"
-    ),
-    printcolumn(
-        name = "Applications",
-        type_ = "string",
-        json_path = ".status.applicationsReady",
-        description = "Ready applications out of all applications"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    // Raw JSON columns: the structured `printcolumn(...)` form repeats
+    // attribute keys, which clippy's duplicated_attributes lint rejects.
+    printcolumn = r#"{"name":"Ready","type":"string","description":"Whether the gateway and every application have all their replicas ready","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","description":"In-cluster URL of the gateway's OpenAI-compatible API","jsonPath":".status.gateway.endpoint"}"#,
+    printcolumn = r#"{"name":"Applications","type":"string","description":"Ready applications out of all applications","jsonPath":".status.applicationsReady"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InferenceStackSpec {
