@@ -1,1 +1,19 @@
-fn main() {}
+//! `flightdeck-operator`: see [`flightdeck_operator`] and `--help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use flightdeck_operator::{cli::Cli, logging, runtime};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    match runtime::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, category = error.category().as_str(), "flightdeck-operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
