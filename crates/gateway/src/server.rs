@@ -182,12 +182,11 @@ pub async fn serve(
             .with_graceful_shutdown(wait_for(client_stop))
             .await
     });
-    let reader_app = reader_router(state.clone());
-    let reader_server = tokio::spawn(async move {
-        axum::serve(reader, reader_app)
-            .with_graceful_shutdown(wait_for(reader_stop))
-            .await
-    });
+    let reader_server = tokio::spawn(serve_reader_api(
+        reader,
+        reader_router(state.clone()),
+        reader_stop,
+    ));
 
     shutdown.await;
     tracing::info!(
@@ -219,6 +218,56 @@ pub async fn serve(
     }
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Concurrent HTTP/2 streams per reader connection. Each reader slot uses at
+/// most two (a long-poll, then an upload), and a reader with a large batch
+/// size (vLLM: 256) must never wait for a stream: hyper's default of 200
+/// would stall uploads behind idle long-polls.
+const READER_MAX_STREAMS: u32 = 4096;
+
+/// Serves the reader API with HTTP/1.1 and h2c on one port, with HTTP/2
+/// limits sized for many concurrent long-polls and uploads per connection,
+/// and keep-alive PINGs so a vanished reader's uploads fail (and redeliver)
+/// instead of hanging.
+async fn serve_reader_api(listener: TcpListener, router: Router, stop: watch::Receiver<bool>) {
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(READER_MAX_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(10)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stopped = std::pin::pin!(wait_for(stop));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(%error, "accepting a reader connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "reader connection ended");
+                    }
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
 }
 
 async fn wait_for(mut stop: watch::Receiver<bool>) {
