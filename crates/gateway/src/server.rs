@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -178,9 +179,16 @@ pub async fn serve(
     let (reader_stop_tx, reader_stop) = watch::channel(false);
     let client_app = client_router(state.clone());
     let client_server = tokio::spawn(async move {
-        axum::serve(client, client_app)
-            .with_graceful_shutdown(wait_for(client_stop))
-            .await
+        axum::serve(
+            // SSE chunks are small: without TCP_NODELAY, Nagle's algorithm
+            // and delayed ACKs hold tokens back for up to 40 ms.
+            client.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            client_app,
+        )
+        .with_graceful_shutdown(wait_for(client_stop))
+        .await
     });
     let reader_server = tokio::spawn(serve_reader_api(
         reader,
