@@ -40,11 +40,14 @@ pub fn gateway_deployment(
 ) -> Result<Deployment, BuildError> {
     let gateway = &stack.spec.gateway;
     let selector = selector_labels(&owner.name, Component::Gateway, None);
+    // Replicas are not configuration: scaling must not roll the pods.
+    let mut configuration = gateway.clone();
+    configuration.replicas = 0;
     let hash = config_hash(
         "the gateway configuration hash",
         &json!({
             "gatewayJson": config_json,
-            "gateway": gateway,
+            "gateway": configuration,
             "readerTokenSha256": sha256_hex(ctx.reader_token.as_bytes()),
         }),
     )?;

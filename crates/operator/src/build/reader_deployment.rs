@@ -94,10 +94,13 @@ pub fn reader_deployment(
 ) -> Result<Deployment, BuildError> {
     let launch = engines::launch(app);
     let settings = reader_env(stack, application)?;
+    // Replicas are not configuration: scaling must not roll the pods.
+    let mut configuration = app.clone();
+    configuration.replicas = 0;
     let hash = config_hash(
         "the application configuration hash",
         &json!({
-            "application": app,
+            "application": configuration,
             "engine": {
                 "image": launch.image,
                 "command": launch.command,

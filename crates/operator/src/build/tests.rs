@@ -551,6 +551,36 @@ fn gateway_change_rolls_only_the_gateway() {
 }
 
 #[test]
+fn scaling_rolls_nothing() {
+    let stack = fixture("multi-app.yaml");
+    let before = built(&stack);
+    let mut scaled = stack.clone();
+    scaled.spec.gateway.replicas = 5;
+    if let Some(app) = scaled.spec.applications.get_mut("llama-3060") {
+        app.replicas = 7;
+    }
+    let after = built(&scaled);
+    assert_eq!(
+        after
+            .gateway_deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas),
+        Some(5)
+    );
+    assert_eq!(
+        hash(&before.gateway_deployment),
+        hash(&after.gateway_deployment)
+    );
+    let app = &after.applications["llama-3060"].deployment;
+    assert_eq!(app.spec.as_ref().and_then(|s| s.replicas), Some(7));
+    assert_eq!(
+        hash(&before.applications["llama-3060"].deployment),
+        hash(app)
+    );
+}
+
+#[test]
 fn build_is_deterministic() {
     let stack = fixture("gpu-vllm.yaml");
     assert_eq!(built(&stack), built(&stack));
