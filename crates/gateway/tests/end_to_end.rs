@@ -100,6 +100,8 @@ struct Gateway {
     client_url: String,
     reader_url: String,
     stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), flightdeck_gateway::GatewayError>>,
+    config_path: PathBuf,
     _dir: TempDir,
 }
 
@@ -151,11 +153,11 @@ async fn start_gateway() -> Gateway {
     let client_url = format!("http://{}", client.local_addr().expect("addr"));
     let reader_url = format!("http://{}", reader.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(flightdeck_gateway::serve(
+    let done = tokio::spawn(flightdeck_gateway::serve(
         state,
         client,
         reader,
-        config_path,
+        config_path.clone(),
         None,
         async move {
             let _ = stopped.await;
@@ -166,6 +168,8 @@ async fn start_gateway() -> Gateway {
         client_url,
         reader_url,
         stop: Some(stop),
+        done,
+        config_path,
         _dir: dir,
     }
 }
@@ -352,5 +356,86 @@ async fn reader_shutdown_finishes_the_stream_it_holds() {
     );
     if let Some(stop) = gateway.stop.take() {
         let _ = stop.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_shutdown_finishes_in_flight_streams() {
+    let (engine, _stats) = start_engine().await;
+    let mut gateway = start_gateway().await;
+    let _reader = start_reader(&[&gateway], &engine, 1).await;
+
+    let response = chat(
+        &gateway,
+        serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 10, "delay_ms": 30}),
+    )
+    .await;
+    let mut chunks = response.bytes_stream();
+    let mut text = String::from_utf8(chunks.next().await.expect("first").expect("bytes").to_vec())
+        .expect("utf8");
+    if let Some(stop) = gateway.stop.take() {
+        let _ = stop.send(());
+    }
+    while let Some(chunk) = chunks.next().await {
+        text.push_str(std::str::from_utf8(&chunk.expect("bytes")).expect("utf8"));
+    }
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the in-flight stream completes: {text}"
+    );
+    let finished = tokio::time::timeout(Duration::from_secs(10), &mut gateway.done).await;
+    assert!(
+        matches!(finished, Ok(Ok(Ok(())))),
+        "the gateway exits after draining"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_config_file_is_applied_without_a_restart() {
+    let gateway = start_gateway().await;
+    let mut config = GatewayConfig::default();
+    config.models.insert(
+        "smollm2".into(),
+        ModelRoute {
+            consumer_groups: vec!["cpu".into()],
+            engine: None,
+        },
+    );
+    config.models.insert(
+        "qwen".into(),
+        ModelRoute {
+            consumer_groups: vec!["gpu".into()],
+            engine: Some("vllm".into()),
+        },
+    );
+    // Replace the file the way a ConfigMap update does: write aside, rename over.
+    let staged = gateway.config_path.with_extension("new");
+    std::fs::write(&staged, serde_json::to_vec(&config).expect("json")).expect("write");
+    std::fs::rename(&staged, &gateway.config_path).expect("rename");
+    let mut waited = Duration::ZERO;
+    loop {
+        let models: serde_json::Value = client()
+            .get(format!("{}/v1/models", gateway.client_url))
+            .send()
+            .await
+            .expect("models")
+            .json()
+            .await
+            .expect("json");
+        let ids: Vec<&str> = models["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        if ids == ["qwen", "smollm2"] {
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(10),
+            "config not reloaded: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
     }
 }
