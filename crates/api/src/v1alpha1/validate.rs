@@ -7,7 +7,7 @@
 //! `Degraded` condition and `flightdeck render` can fail early, both with a
 //! field path a user can find in their YAML.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use kube::ResourceExt;
@@ -54,6 +54,7 @@ pub fn validate(stack: &InferenceStack) -> Result<(), Vec<FieldError>> {
     for (name, app) in &stack.spec.applications {
         validate_application(&stack_name, name, app, &mut errors);
     }
+    validate_shared_groups(stack, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -264,6 +265,33 @@ fn validate_application(
             &format!("{path}.modelCache.storageClassName"),
             cache.storage_class_name.as_deref(),
         );
+    }
+}
+
+/// A consumer group is one queue: every reader pulling from it must be able
+/// to answer every request in it, so all applications sharing a group must
+/// serve the same model name.
+fn validate_shared_groups(stack: &InferenceStack, errors: &mut Vec<FieldError>) {
+    // group -> (first application using it, the model it serves)
+    let mut owners: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+    for (name, app) in &stack.spec.applications {
+        let model = app.reader_config.served_model_name();
+        for group in app.effective_consumer_groups(name) {
+            match owners.get(&group) {
+                Some((first, first_model)) if *first_model != model => errors.push(FieldError::new(
+                    format!("spec.applications.{name}.consumerGroups"),
+                    format!(
+                        "consumer group {group:?} is also used by application {first:?}, which serves model \
+                         {first_model:?} (this one serves {model:?}); applications that share a group must \
+                         serve the same model"
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    owners.insert(group, (name.as_str(), model));
+                }
+            }
+        }
     }
 }
 

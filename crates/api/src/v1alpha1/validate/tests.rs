@@ -188,3 +188,30 @@ fn unknown_engine_is_a_parse_error() {
         "{err}"
     );
 }
+
+#[test]
+fn shared_consumer_groups_must_serve_one_model() {
+    let yaml = |second_model: &str| {
+        format!(
+            "metadata: {{name: demo}}\nspec:\n  applications:\n    a:\n      engine: vllm\n      consumerGroups: [g]\n      readerConfig: {{modelName: org/m, servedModelName: m}}\n    b:\n      engine: tgi\n      consumerGroups: [g]\n      readerConfig: {{modelName: org/m, servedModelName: {second_model}}}\n"
+        )
+    };
+    assert_eq!(paths(&stack(&yaml("m"))), Vec::<String>::new());
+    let errors = validate(&stack(&yaml("other"))).expect_err("two models in one queue");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "spec.applications.b.consumerGroups");
+    assert!(
+        errors[0]
+            .message
+            .contains("\"g\" is also used by application \"a\""),
+        "{}",
+        errors[0].message
+    );
+    // The default group is the application's name, so an application named
+    // like another's explicit group joins it.
+    let implicit = "metadata: {name: demo}\nspec:\n  applications:\n    a:\n      engine: vllm\n      readerConfig: {modelName: x}\n    b:\n      engine: vllm\n      consumerGroups: [a]\n      readerConfig: {modelName: y}\n";
+    assert_eq!(
+        paths(&stack(implicit)),
+        vec!["spec.applications.b.consumerGroups"]
+    );
+}
