@@ -51,7 +51,7 @@ pub enum CliError {
     },
     #[error("writing to stdout: {0}")]
     Stdout(#[source] std::io::Error),
-    #[error("the checked-in CRD copies are out of date:\n{}\nregenerate them with `cargo run -p flightdeck-cli -- crd --write` (or `make crd`)", .stale.join("\n"))]
+    #[error("the checked-in CRD copies are out of date:\n{}\nregenerate them with `cargo run -p flightdeck-cli -- crd --write` (or `make generate`)", .stale.join("\n"))]
     StaleCrd { stale: Vec<String> },
     #[error(transparent)]
     Up(#[from] crate::up::UpError),
@@ -63,4 +63,6 @@ pub enum CliError {
     },
     #[error("the InferenceStack reference in {path} is out of date; regenerate it with `cargo run -p flightdeck-cli -- reference --write`")]
     StaleReference { path: PathBuf },
+    #[error(transparent)]
+    Olm(#[from] crate::olm::OlmError),
 }
