@@ -43,7 +43,11 @@ pub fn gateway_readers_service(owner: &StackRef) -> Service {
         ),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
-            publish_not_ready_addresses: Some(false),
+            // Not ready gateways get no reader traffic; that is the default,
+            // and left unset on purpose: Kubernetes 1.20 does not store an
+            // explicit `false` here, so applying one rewrites the Service on
+            // every reconcile (a write loop on an unchanged stack).
+            publish_not_ready_addresses: None,
             selector: Some(selector_labels(&owner.name, Component::Gateway, None)),
             ports: Some(vec![ServicePort {
                 name: Some(READERS_PORT_NAME.to_owned()),
