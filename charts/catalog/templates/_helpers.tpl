@@ -16,43 +16,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 
 {{/*
-The operator's own cluster-wide permissions (config/rbac/cluster_role.yaml,
-copied into the bundle's CSV). The installer must hold them to grant them;
-tests/packaging fails when the bundle asks for more than these.
+The operator's own permissions (config/rbac, copied into the bundle's CSV),
+written to files/operator-permissions.yaml by `flightdeck bundle`. The
+installer must hold them to grant them.
 */}}
 {{- define "catalog.operatorClusterRules" -}}
-- apiGroups: ["flightdeck.dev"]
-  resources: ["inferencestacks"]
-  verbs: ["list", "watch"]
-- apiGroups: ["flightdeck.dev"]
-  resources: ["inferencestacks/status"]
-  verbs: ["patch"]
-- apiGroups: ["flightdeck.dev"]
-  resources: ["inferencestacks/finalizers"]
-  verbs: ["update"]
-- apiGroups: [""]
-  resources: ["serviceaccounts", "configmaps", "services"]
-  verbs: ["patch"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "patch"]
-- apiGroups: [""]
-  resources: ["persistentvolumeclaims"]
-  verbs: ["list", "patch", "delete"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["list", "watch", "patch", "delete"]
-- apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
-  verbs: ["list", "patch", "delete"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+{{- $perms := .Files.Get "files/operator-permissions.yaml" | fromYaml -}}
+{{- with $perms.clusterRules }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
-{{/* The operator's permissions in its own namespace (leader election). */}}
 {{- define "catalog.operatorNamespacedRules" -}}
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update"]
+{{- $perms := .Files.Get "files/operator-permissions.yaml" | fromYaml -}}
+{{- with $perms.namespacedRules }}{{ toYaml . }}{{ end -}}
 {{- end -}}

@@ -4,6 +4,7 @@
 
 mod crd;
 mod error;
+mod olm;
 mod output;
 mod reference;
 mod render;
@@ -40,6 +41,12 @@ enum Command {
     /// Print the InferenceStack field reference (Markdown) generated from the
     /// CRD, or rewrite it in README.md with --write (--check fails on drift).
     Reference(reference::ReferenceArgs),
+    /// Write the OLM registry+v1 bundle (bundle/, bundle.Dockerfile) from
+    /// config/ and a version (--check fails on drift).
+    Bundle(olm::BundleArgs),
+    /// Render the OLM file-based catalog from its semver template
+    /// (--check fails on drift).
+    Catalog(olm::CatalogArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -48,6 +55,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Render(args) => render::run(&args),
         Command::Up(args) => up::run(args),
         Command::Reference(args) => reference::run(&args),
+        Command::Bundle(args) => Ok(olm::run_bundle(&args)?),
+        Command::Catalog(args) => Ok(olm::run_catalog(&args)?),
     }
 }
 

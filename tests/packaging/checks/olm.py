@@ -253,7 +253,7 @@ def installer_can_grant_bundle_permissions():
             if (gap := _covers(rules, {"apiGroups": [group], "resources": [resource], "verbs": [verb]})):
                 problems.append(f"install: {gap}")
     require(not problems, "the catalog chart's installer ServiceAccount lacks:\n  " + "\n  ".join(problems) +
-            "\nupdate charts/catalog/templates/_helpers.tpl (catalog.operator*Rules)")
+            "\nrun `make bundle` (charts/catalog/files/operator-permissions.yaml)")
     return f"{len(cluster)} cluster and {len(namespaced)} namespaced installer rules"
 
 
