@@ -48,7 +48,8 @@ pub const DEFAULT_READER_IMAGE: &str = concat!(
 );
 
 /// What the builders need beyond the spec; supplied by the reconciler.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` redacts the token, so logging a context leaks no secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BuildContext {
     /// Gateway image when `spec.gateway.image` is unset.
     pub gateway_image: String,
@@ -57,6 +58,16 @@ pub struct BuildContext {
     /// The reader token: the one already in the stack's Secret, or a fresh
     /// one the reconciler generated.
     pub reader_token: String,
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("gateway_image", &self.gateway_image)
+            .field("reader_image", &self.reader_image)
+            .field("reader_token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Every object the operator owns for one stack. The reconciler destructures

@@ -597,3 +597,10 @@ fn reader_token_secret_holds_the_token() {
         Some(false)
     );
 }
+
+#[test]
+fn context_debug_redacts_the_token() {
+    let shown = format!("{:?}", ctx());
+    assert!(!shown.contains("token-1"), "{shown}");
+    assert!(shown.contains("example.com/gateway:test"));
+}
