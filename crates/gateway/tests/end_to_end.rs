@@ -127,7 +127,7 @@ fn temp_dir() -> TempDir {
 async fn start_gateway() -> Gateway {
     let dir = temp_dir();
     let mut config = GatewayConfig::default();
-    config.queue.max_depth = 64;
+    config.queue.max_depth = 1024;
     config.queue.request_timeout_seconds = 30;
     config.models.insert(
         "smollm2".into(),
@@ -438,4 +438,23 @@ async fn a_changed_config_file_is_applied_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += Duration::from_millis(100);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_reader_runs_all_its_slots_over_one_connection() {
+    // 240 slots: their long-polls and uploads all share one HTTP/2
+    // connection to the gateway (vLLM batch sizes reach 256).
+    let (engine, stats) = start_engine().await;
+    let gateway = start_gateway().await;
+    let _reader = start_reader(&[&gateway], &engine, 240).await;
+    let calls = (0..240).map(|_| {
+        chat(&gateway, serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 3, "delay_ms": 200}))
+    });
+    let responses = futures::future::join_all(calls).await;
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.expect("body");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+    assert_eq!(stats.requests.load(Ordering::SeqCst), 240);
 }
