@@ -105,7 +105,10 @@ struct Figures {
 }
 
 async fn run_one(client: &Client, options: &Options, n: usize) -> BenchResult<Figures> {
-    let run = format!("bench-{n}-{:06x}", getrandom::u32()? & 0xff_ffff);
+    let run = format!(
+        "bench-{n}-{:06x}",
+        getrandom::u32().map_err(|e| e.to_string())? & 0xff_ffff
+    );
     let namespace = run.clone();
     Api::<Namespace>::all(client.clone())
         .create(

@@ -41,7 +41,7 @@ pub async fn check_access(ctx: &Context, watch: &Watch) -> Result<()> {
             kind: ctx.resource.kind.clone(),
             namespace: "(all)".into(),
             name: watch.label_selector.clone().unwrap_or_default(),
-            source,
+            source: Box::new(source),
         })
 }
 

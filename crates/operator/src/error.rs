@@ -40,8 +40,9 @@ pub enum Error {
         kind: String,
         namespace: String,
         name: String,
+        // Boxed: kube's error is large, and this enum travels in every Result.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An object could not be turned into JSON for a patch.
     #[error("serializing {kind} {name} failed: {source}")]
@@ -139,7 +140,7 @@ impl Error {
             Error::Unreadable { .. } | Error::InvalidSpec { .. } | Error::Build { .. } => {
                 Category::InvalidSpec
             }
-            Error::Kube { source, .. } => match source {
+            Error::Kube { source, .. } => match source.as_ref() {
                 kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
                     Category::Forbidden
                 }
@@ -212,7 +213,7 @@ mod tests {
             kind: "Deployment".into(),
             namespace: "llm".into(),
             name: "demo-gateway".into(),
-            source: kube::Error::Api(Box::new(status)),
+            source: Box::new(kube::Error::Api(Box::new(status))),
         };
         assert_eq!(err.category(), Category::Forbidden);
         let status = kube::core::Status::failure("busy", "Conflict").with_code(409);
@@ -221,7 +222,7 @@ mod tests {
             kind: "Deployment".into(),
             namespace: "llm".into(),
             name: "demo-gateway".into(),
-            source: kube::Error::Api(Box::new(status)),
+            source: Box::new(kube::Error::Api(Box::new(status))),
         };
         assert_eq!(err.category(), Category::Transient);
     }

@@ -66,7 +66,7 @@ impl Applier<'_> {
             kind,
             namespace: self.namespace.to_owned(),
             name,
-            source,
+            source: Box::new(source),
         })
     }
 }

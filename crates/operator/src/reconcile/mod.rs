@@ -430,7 +430,7 @@ impl<'a> StackReconcile<'a> {
             kind: self.ctx.resource.kind.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(true)
     }

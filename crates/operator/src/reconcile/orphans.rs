@@ -67,7 +67,7 @@ impl OrphanSweeper<'_> {
             kind: kind.clone(),
             namespace: self.namespace.to_owned(),
             name: selector.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let mut deleted = Vec::new();
         for child in children {
@@ -93,7 +93,7 @@ impl OrphanSweeper<'_> {
                         kind,
                         namespace: self.namespace.to_owned(),
                         name,
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }

@@ -34,7 +34,7 @@ pub async fn ensure(client: &Client, namespace: &str, secret_name: &str) -> Resu
             kind: "Secret".into(),
             namespace: namespace.to_owned(),
             name: secret_name.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     if let Some(token) = existing.as_ref().and_then(token_of) {
         return Ok(ReaderToken {
