@@ -4,6 +4,7 @@ built-in object and InferenceStack is sent as a server-side dry run. Kinds a
 rules) are validated by checks/validate.py instead."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -111,7 +112,28 @@ def invalid_stack_is_rejected():
             f"the API server accepted an InferenceStack with engine onnx: {result.stdout}{result.stderr}")
 
 
+def make_deploy_and_undeploy():
+    """`make install deploy` with another registry and version puts those
+    images on the operator; `make undeploy` removes it again (runs last: it
+    deletes the CRD and the namespace)."""
+    env = dict(os.environ, IMAGE_REGISTRY="registry.example.com/fd", VERSION="9.9.9")
+    for target in ("install", "deploy"):
+        result = subprocess.run(["make", "-s", target], cwd=ROOT, env=env, capture_output=True, text=True)
+        require(result.returncode == 0, f"make {target}: {result.stderr}{result.stdout}")
+    deployment = json.loads(kubectl(["-n", "flightdeck-system", "get", "deployment", "flightdeck-operator", "-o", "json"]))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    require(container["image"] == "registry.example.com/fd/flightdeck-operator:9.9.9", f"deployed {container['image']}")
+    require("--gateway-image=registry.example.com/fd/flightdeck-gateway:9.9.9" in container.get("args", []),
+            f"gateway image not pinned: {container.get('args')}")
+    result = subprocess.run(["timeout", "120", "make", "-s", "undeploy"], cwd=ROOT, capture_output=True, text=True)
+    require(result.returncode == 0, f"make undeploy: {result.stderr}")
+    left = kubectl(["get", "clusterrole", "flightdeck-operator", "--ignore-not-found", "-o", "name"])
+    require(not left.strip(), f"make undeploy left {left}")
+    return container["image"]
+
+
 def all_checks(runner, objects):
     runner.run("API server: apply the CRD and namespaces", apply_crd_and_namespaces, objects)
     runner.run("API server: server-side dry run of every built-in object and InferenceStack", dry_run_everything, objects)
     runner.run("API server: the CRD schema rejects a bad InferenceStack", invalid_stack_is_rejected)
+    runner.run("API server: make install deploy (pinned images) and make undeploy", make_deploy_and_undeploy)
