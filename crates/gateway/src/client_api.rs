@@ -65,6 +65,14 @@ pub async fn not_found(method: Method, uri: Uri) -> GatewayError {
     }
 }
 
+/// A known path with the wrong method gets an OpenAI-style 405.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
 fn check_api_key(state: &SharedState, headers: &HeaderMap) -> Result<(), GatewayError> {
     state
         .api_keys

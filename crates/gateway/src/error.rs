@@ -25,6 +25,8 @@ pub enum GatewayError {
     ModelNotFound { model: String },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
+    #[error("{path} does not accept {method}")]
+    MethodNotAllowed { method: String, path: String },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the queue for consumer group `{group}` is full ({depth} waiting); retry later")]
@@ -82,6 +84,7 @@ impl GatewayError {
             Self::ModelNotFound { .. } | Self::RouteNotFound { .. } | Self::LeaseUnknown { .. } => {
                 StatusCode::NOT_FOUND
             }
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -102,6 +105,7 @@ impl GatewayError {
             | Self::BodyRead { .. }
             | Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
+            | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. }
             | Self::LeaseUnknown { .. } => "invalid_request_error",
             Self::Unauthorized | Self::ReaderUnauthorized => "authentication_error",
@@ -124,6 +128,7 @@ impl GatewayError {
             Self::ReaderUnauthorized => "invalid_reader_token",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::QueueFull { .. } => "queue_full",
             Self::Timeout { .. } => "timeout",

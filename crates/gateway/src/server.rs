@@ -40,6 +40,7 @@ pub fn client_router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(client_api::not_found)
+        .method_not_allowed_fallback(client_api::method_not_allowed)
         .with_state(state)
 }
 

@@ -135,6 +135,16 @@ async fn unknown_path_is_an_openai_404() {
 }
 
 #[tokio::test]
+async fn wrong_method_is_an_openai_405() {
+    let request = Request::get("/v1/chat/completions")
+        .body(Body::empty())
+        .expect("request");
+    let response = send(client_router(state()), request).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(response).await, "method_not_allowed");
+}
+
+#[tokio::test]
 async fn oversized_body_is_413() {
     let big = format!(r#"{{"model":"smollm2","prompt":"{}"}}"#, "x".repeat(2048));
     let response = send(client_router(state()), chat(&big)).await;
