@@ -42,9 +42,9 @@ pub fn cluster_service_version(inputs: &CsvInputs<'_>) -> Result<Value, OlmError
         OlmError::invalid("config/manifests/bases", "the base CSV is not a mapping")
     })?;
 
-    let metadata = object_entry(root, "metadata");
+    let metadata = object_entry(root, "metadata")?;
     metadata.insert("name".into(), json!(format!("{PACKAGE_NAME}.v{version}")));
-    let annotations = object_entry(metadata, "annotations");
+    let annotations = object_entry(metadata, "annotations")?;
     annotations.insert(
         "containerImage".into(),
         json!(format!(
@@ -70,7 +70,7 @@ pub fn cluster_service_version(inputs: &CsvInputs<'_>) -> Result<Value, OlmError
         .collect();
     let (cluster_permissions, permissions) = permissions(inputs.rbac, &service_accounts)?;
 
-    let spec = object_entry(root, "spec");
+    let spec = object_entry(root, "spec")?;
     spec.insert("version".into(), json!(version));
     spec.insert(
         "icon".into(),
@@ -311,15 +311,21 @@ fn display_name(kind: &str) -> String {
     out
 }
 
-fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+/// The mapping under `key`, created (or replacing a non-mapping) if needed.
+fn object_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, OlmError> {
     let entry = map.entry(key.to_string()).or_insert_with(|| json!({}));
     if !entry.is_object() {
         *entry = json!({});
     }
-    match entry {
-        Value::Object(inner) => inner,
-        _ => unreachable!("just replaced with an object"),
-    }
+    entry.as_object_mut().ok_or_else(|| {
+        OlmError::invalid(
+            "config/manifests/bases",
+            format!("`{key}` is not a mapping"),
+        )
+    })
 }
 
 #[cfg(test)]
