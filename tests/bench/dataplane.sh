@@ -171,7 +171,8 @@ hey_run "round-robin (nginx, 3 servers)" "http://127.0.0.1:$n1" -c "$rate" -q 1
 # ---- 3. streaming throughput -------------------------------------------------
 printf '\n3. streaming: one answer of 20000 tokens, no token delay\n' | tee -a "$work/figures"
 "$venv_bin/python" - "http://127.0.0.1:$e0" "http://127.0.0.1:$g0" <<'PY' | tee -a "$work/figures"
-import sys, time, httpx
+import sys, time
+import httpx2 as httpx
 body = {"model": "bench", "stream": True, "max_tokens": 20000,
         "messages": [{"role": "user", "content": "stream"}]}
 for label, base in (("direct to engine", sys.argv[1]), ("gateway + reader", sys.argv[2])):

@@ -45,10 +45,10 @@ def http_json(method: str, url: str, body: dict | bytes | None = None,
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
-            status, response_headers = response.status, dict(response.headers)
+            status, response_headers = response.status, {k.lower(): v for k, v in response.headers.items()}
     except urllib.error.HTTPError as err:
         raw = err.read()
-        status, response_headers = err.code, dict(err.headers)
+        status, response_headers = err.code, {k.lower(): v for k, v in err.headers.items()}
     try:
         parsed = json.loads(raw) if raw else {}
     except json.JSONDecodeError:
@@ -148,6 +148,15 @@ class Reader:
     admin_url: str
 
 
+def connected_readers(gateway: Gateway, group: str) -> int:
+    """The gateway's count of readers that pulled for `group` lately."""
+    prefix = f'flightdeck_gateway_connected_readers{{group="{group}"}} '
+    for line in gateway.metrics().splitlines():
+        if line.startswith(prefix):
+            return int(float(line[len(prefix):]))
+    return 0
+
+
 def write_gateway_config(path: Path, models: dict[str, list[str]], max_depth: int = 1024,
                          timeout_seconds: int = 60) -> None:
     """Writes gateway.json atomically (rename), so the gateway never reads half a file."""
@@ -166,6 +175,8 @@ class Stack:
 
     workdir: Path
     procs: list[Proc] = field(default_factory=list)
+    # Readers started per (gateway URL, consumer group).
+    pulling: dict = field(default_factory=dict)
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
         log = self.workdir / f"{name}-{len(self.procs)}.log"
@@ -240,7 +251,16 @@ class Stack:
         proc = self._spawn("reader", argv, env)
         admin_url = f"http://127.0.0.1:{admin_port}"
         if wait_ready:
-            self._wait_ready(proc, f"{admin_url}/readyz")
+            self._wait_ready(proc, f"{admin_url}/healthz")
+            # The reader's /readyz turns ready only when a long-poll returns
+            # (up to 20 s when idle), so wait for the gateways to see it pull.
+            for gateway in gateways:
+                for group in groups:
+                    key = (gateway.url, group)
+                    self.pulling[key] = self.pulling.get(key, 0) + 1
+                    want = self.pulling[key]
+                    wait_until(lambda g=gateway, grp=group, n=want: connected_readers(g, grp) >= n,
+                               30, f"{proc.name} pulling {group} from {gateway.url}")
         return Reader(proc, admin_url)
 
     def close(self) -> None:
