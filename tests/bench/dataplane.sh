@@ -9,7 +9,7 @@
 #     servers) at a fixed ~80% of total capacity: p50/p99.
 #  3. streaming: tokens/s of one long SSE answer, direct vs through the gateway.
 #
-# Usage: tests/bench/dataplane.sh        (env BENCH_SECONDS=8 per hey run)
+# Usage: tests/bench/dataplane.sh   (env: BENCH_SECONDS=8 per hey run; FLIGHTDECK_BIN_DIR)
 # Installs hey and nginx with apt-get when missing; builds release binaries.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,9 +27,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 venv_bin=$("$repo/tests/lib/venv.sh" "$repo/tests/dataplane/requirements.txt")
 
-echo "bench: cargo build --release" >&2
-(cd "$repo" && cargo build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-test-engine)
-bin=$repo/target/release
+# FLIGHTDECK_BIN_DIR: use binaries built elsewhere instead of building here.
+bin=${FLIGHTDECK_BIN_DIR:-$repo/target/release}
+if [ -z "${FLIGHTDECK_BIN_DIR:-}" ]; then
+  echo "bench: cargo build --release" >&2
+  (cd "$repo" && cargo build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-test-engine)
+fi
 
 work=$(mktemp -d /tmp/flightdeck-bench.XXXXXX)
 pids=()
@@ -74,12 +77,26 @@ gateway() { # NAME PORT READER-PORT GROUP
   wait_http "http://127.0.0.1:$2/healthz"
 }
 
+# The reader's /readyz turns ready only when a long-poll returns (up to 20 s
+# idle), so wait instead until the gateway counts N readers pulling for GROUP.
+wait_pulling() { # GATEWAY-PORT GROUP N
+  for _ in $(seq 1 300); do
+    local seen
+    seen=$(curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
+      awk -v g="flightdeck_gateway_connected_readers{group=\"$2\"}" '$1 == g {print int($2)}')
+    [ "${seen:-0}" -ge "$3" ] && return 0
+    sleep 0.1
+  done
+  echo "bench: readers for $2 did not start pulling; logs in $work" >&2
+  exit 1
+}
+
 reader() { # NAME GATEWAY-READER-PORT GROUP ENGINE-PORT CAPACITY
   local admin; admin=$(free_port)
   FLIGHTDECK_READER_TOKEN=bench RUST_LOG=warn start "$1" "$bin/flightdeck-reader" \
     --gateway-urls "http://127.0.0.1:$2" --consumer-groups "$3" \
     --engine-url "http://127.0.0.1:$4" --capacity "$5" --admin-listen "127.0.0.1:$admin" --log-format text
-  wait_http "http://127.0.0.1:$admin/readyz"
+  wait_http "http://127.0.0.1:$admin/healthz"
 }
 
 nginx_proxy() { # NAME PORT UPSTREAM-PORT...
@@ -131,7 +148,7 @@ hey_run() {
     /Requests\/sec:/ {rps=$2}
     /50% in/ {p50=$3*1000}
     /99% in/ {p99=$3*1000}
-    /^\s*\[[0-9]+\]/ {codes=codes $1 "x" $2 " "}
+    /^[ \t]*\[[0-9]+\]/ {codes=codes $1 "x" $2 " "}
     END {printf "%-34s %10.0f %10.2f %10.2f   %s\n", label, rps, p50, p99, codes}' "$out" | tee -a "$work/figures"
 }
 
@@ -142,6 +159,7 @@ e0=$(free_port); g0=$(free_port); g0r=$(free_port); n0=$(free_port)
 engine engine0 "$e0" --tokens 16
 gateway gateway0 "$g0" "$g0r" overhead
 reader reader0 "$g0r" overhead "$e0" 64
+wait_pulling "$g0" overhead 1
 nginx_proxy nginx0 "$n0" "$e0"
 header "1. overhead: one test engine, no TTFT or token delay, hey -c 32 for ${seconds}s each"
 hey_run "direct to engine" "http://127.0.0.1:$e0" -c 32
@@ -162,6 +180,7 @@ done
 g1=$(free_port); g1r=$(free_port); n1=$(free_port)
 gateway gateway1 "$g1" "$g1r" mixed
 for i in 0 1 2; do reader "reader-mixed$i" "$g1r" mixed "${slow_ports[$i]}" 4; done
+wait_pulling "$g1" mixed 3
 nginx_proxy nginx1 "$n1" "${slow_ports[@]}"
 rate=46 # ~80% of 58 req/s: 46 workers at 1 req/s each
 header "2. one replica 3x slower; fixed load ~${rate} req/s (~80% of 58 req/s capacity) for ${seconds}s"
