@@ -11,7 +11,7 @@
 # SIGTERM / SIGHUP, CMD's process group is sent SIGTERM (SIGKILL after 10 s; this
 # also ends processes CMD left behind) and the cluster is stopped. If this
 # script is killed outright, a watchdog ends CMD's process group and stops the
-cluster within a second.
+# cluster within a second.
 #
 # Environment:
 #   FLIGHTDECK_TEST_KUBECONFIG  run CMD against this existing cluster instead
