@@ -134,7 +134,12 @@ impl Gateways {
             .iter()
             .filter(|&&i| entries[i].idle_pollers == 0 && i != pick)
             .count();
-        let wait_ms = if uncovered == 0 {
+        // A gateway not heard from yet gets an immediate poll: its answer
+        // (even "no work") proves the connection, so /readyz turns ready in
+        // one round trip instead of one long-poll.
+        let wait_ms = if !entries[pick].connected {
+            0
+        } else if uncovered == 0 {
             long_poll_ms
         } else {
             SHORT_POLL_MS.min(long_poll_ms)
@@ -245,8 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_not_heard_from_yet_is_polled_without_waiting() {
+        let g = gateways(&["a"]);
+        let Choice::Poll { wait_ms, .. } = g.choose(20_000) else {
+            panic!("expected a poll")
+        };
+        assert_eq!(wait_ms, 0, "readiness must not wait a whole long-poll");
+        g.record_success("a", None);
+        let Choice::Poll { wait_ms, .. } = g.choose(20_000) else {
+            panic!("expected a poll")
+        };
+        assert_eq!(wait_ms, 20_000, "once connected, idle slots long-poll");
+    }
+
+    #[test]
     fn idle_slots_spread_and_wait_long_only_when_every_gateway_is_watched() {
         let g = gateways(&["a", "b"]);
+        g.record_success("a", None);
+        g.record_success("b", None);
         let Choice::Poll {
             base: first,
             wait_ms,
