@@ -14,6 +14,7 @@ CARGO ?= cargo
 
 .PHONY: up
 up: ## Run the quickstart stack locally (llama.cpp + SmolLM2 on CPU, no Kubernetes)
+	$(CARGO) build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-cli
 	$(CARGO) run --release -q -p flightdeck-cli -- up -f examples/quickstart.yaml
 
 .PHONY: demo
@@ -21,7 +22,7 @@ demo: ## Operator path end to end on a local control plane, then `flightdeck up`
 	tests/demo/run.sh
 
 .PHONY: test
-test: lint test-unit test-control-plane test-operator test-dataplane test-packaging test-readme ## Everything CI runs
+test: lint test-unit test-control-plane test-crd test-operator test-dataplane test-packaging test-readme ## Everything CI runs
 
 ##@ Test steps
 
@@ -37,6 +38,10 @@ test-unit: ## Unit, handler and generated-artefact drift tests (no cluster)
 .PHONY: test-control-plane
 test-control-plane: ## Self-test of the local kube-apiserver + etcd harness
 	tests/control-plane/smoke.sh
+
+.PHONY: test-crd
+test-crd: ## The generated CRD and every rendered example against a real API server
+	tests/crd/run.sh
 
 .PHONY: test-operator
 test-operator: ## Operator scenarios against a real API server

@@ -28,7 +28,7 @@ fi
 venv_bin=$("$repo/tests/lib/venv.sh" "$repo/tests/dataplane/requirements.txt")
 
 # FLIGHTDECK_BIN_DIR: use binaries built elsewhere instead of building here.
-bin=${FLIGHTDECK_BIN_DIR:-$repo/target/release}
+bin=${FLIGHTDECK_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 if [ -z "${FLIGHTDECK_BIN_DIR:-}" ]; then
   echo "bench: cargo build --release" >&2
   (cd "$repo" && cargo build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-test-engine)

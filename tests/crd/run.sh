@@ -13,12 +13,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
+target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+export CARGO_TARGET_DIR=$target_dir
 
 if [ "${1:-}" != "--inside" ]; then
   echo "== building flightdeck"
   cargo build -q -p flightdeck-cli
   echo "== checked-in CRD copies match the types"
-  target/debug/flightdeck crd --check
+  "$target_dir"/debug/flightdeck crd --check
   exec timeout 600 tests/control-plane/with-cluster.sh "$0" --inside
 fi
 
@@ -30,7 +32,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 k() { kubectl "$@" 2>&1 | grep -v -i "version difference\|skew" || true; }
 
 echo "== installing the CRD"
-target/debug/flightdeck crd >"$work/crd.yaml"
+"$target_dir"/debug/flightdeck crd >"$work/crd.yaml"
 # --validate=false: kubectl validates client-side against servers without
 # server-side field validation (< 1.25), and their OpenAPI does not know
 # x-kubernetes-validations (CEL); such servers drop the rules themselves.
@@ -75,7 +77,7 @@ reject no-model 'spec.applications.a.readerConfig.modelName' '  applications:
 
 echo "== rendered objects pass server-side apply"
 for example in examples/*.yaml; do
-  target/debug/flightdeck render -f "$example" -n "$ns" >"$work/rendered.yaml"
+  "$target_dir"/debug/flightdeck render -f "$example" -n "$ns" >"$work/rendered.yaml"
   kubectl apply --server-side --dry-run=server --field-manager=flightdeck-operator \
     -f "$work/rendered.yaml" >"$work/apply.log" 2>&1 \
     || { cat "$work/apply.log" >&2; fail "rendered objects of $example rejected"; }
@@ -83,7 +85,7 @@ done
 
 echo "== render fails with field paths on an invalid stack"
 sed 's/maxBatchSize: 4/maxBatchSize: 0/' examples/quickstart.yaml >"$work/invalid.yaml"
-if target/debug/flightdeck render -f "$work/invalid.yaml" >/dev/null 2>"$work/err"; then
+if "$target_dir"/debug/flightdeck render -f "$work/invalid.yaml" >/dev/null 2>"$work/err"; then
   fail "render accepted an invalid stack"
 fi
 grep -q "spec.applications.smollm2.readerConfig.maxBatchSize" "$work/err" || fail "no field path in: $(cat "$work/err")"

@@ -22,7 +22,10 @@ from pathlib import Path
 import openai
 
 REPO = Path(__file__).resolve().parents[2]
-BIN_DIR = Path(os.environ.get("FLIGHTDECK_BIN_DIR", REPO / "target" / "release"))
+BIN_DIR = Path(
+    os.environ.get("FLIGHTDECK_BIN_DIR")
+    or Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
+)
 READER_TOKEN = "test-reader-token"
 
 

@@ -16,4 +16,4 @@ cargo bench -q -p flightdeck-operator --bench scale --no-run
 
 timeout --kill-after=30 "${OPERATOR_BENCH_TIMEOUT:-2400}" tests/control-plane/with-cluster.sh \
   cargo bench -q -p flightdeck-operator --bench scale -- \
-  --operator "$ROOT/target/release/flightdeck-operator" "${args[@]}"
+  --operator "${CARGO_TARGET_DIR:-$ROOT/target}/release/flightdeck-operator" "${args[@]}"
