@@ -30,7 +30,7 @@ use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
     core::ObjectMeta,
     runtime::{watcher, WatchStreamExt},
     Api, Client, CustomResourceExt, ResourceExt,
@@ -359,12 +359,9 @@ async fn install_crd(client: &Client) -> BenchResult<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = InferenceStack::crd();
     if crds.get_opt(&crd.name_any()).await?.is_none() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("flightdeck-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
+        // A create, not an apply: 1.20 refuses to apply a schema with CEL
+        // rules (x-kubernetes-validations) but drops them on create.
+        crds.create(&PostParams::default(), &crd).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     Ok(())

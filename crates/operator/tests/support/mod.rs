@@ -134,14 +134,14 @@ async fn ensure_crd(client: &Client) {
     let name = crd.name_any();
     if crds.get_opt(&name).await.expect("read CRD").is_none() {
         // run.sh installs it; this keeps `cargo test -- --ignored` against
-        // any cluster self-contained.
-        crds.patch(
-            &name,
-            &PatchParams::apply("flightdeck-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("install CRD");
+        // any cluster self-contained. A create, not an apply: 1.20 refuses to
+        // apply a schema with CEL rules (x-kubernetes-validations) but drops
+        // them on create.
+        match crds.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => panic!("install CRD: {error}"),
+        }
     }
     wait_for("CRD established", Duration::from_secs(30), || async {
         let crd = crds.get(&name).await.ok()?;
