@@ -126,7 +126,7 @@ start_components() {
     --service-account-key-file="$RUN_DIR/pki/sa.pub" --service-account-signing-key-file="$RUN_DIR/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --api-audiences=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --service-cluster-ip-range=10.0.0.0/16 --allow-privileged=true \
     --endpoint-reconciler-type=none --profiling=false
   wait_http kube-apiserver "https://127.0.0.1:$api_port/readyz" '^ok$' --cacert "$ca" -H "Authorization: Bearer $token" \
     || PORT_TAKEN=1
