@@ -1,12 +1,10 @@
-//! Types shared by every Flightdeck binary.
+//! The `InferenceStack` custom resource.
 //!
-//! - [`v1alpha1`]: the `InferenceStack` custom resource (the CRD is generated
-//!   from these types, never written by hand).
-//! - [`gateway_config`]: the file the operator writes into the gateway's
-//!   ConfigMap and the gateway reads (and reloads) at run time.
-//! - [`reader_env`]: the environment contract between the operator (or
-//!   `flightdeck up`) and the reader sidecar.
+//! - [`v1alpha1`]: the types (the CRD is generated from them, never written
+//!   by hand) and `validate()`, which reports every problem with its field
+//!   path.
+//!
+//! The files and environment the operator hands to the data plane are in
+//! `flightdeck-protocol`, which links no Kubernetes client.
 
-pub mod gateway_config;
-pub mod reader_env;
 pub mod v1alpha1;

@@ -39,7 +39,7 @@ pub enum CliError {
     Build {
         name: String,
         #[source]
-        source: flightdeck_operator::build::BuildError,
+        source: flightdeck_build::BuildError,
     },
     #[error("merging the CRD versions: {0}")]
     MergeCrds(String),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use flightdeck_api::v1alpha1::{validate, InferenceStack};
-use flightdeck_operator::build::{self, BuildContext, StackObjects};
+use flightdeck_build::{self as build, BuildContext, StackObjects};
 use serde::Serialize;
 
 use crate::error::CliError;

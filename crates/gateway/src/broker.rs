@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flightdeck_api::gateway_config::{GatewayConfig, QueueSettings};
+use flightdeck_protocol::gateway_config::{GatewayConfig, QueueSettings};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::protocol::{Head, Heads, UploadHead};
+use flightdeck_protocol::pull::{Head, Heads, UploadHead};
 
 /// How long a reader has to start uploading after a lease was handed out
 /// before the request goes back to its queue (covers a lease response lost
@@ -576,7 +576,7 @@ fn drop_drained_groups(state: &mut State, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flightdeck_api::gateway_config::ModelRoute;
+    use flightdeck_protocol::gateway_config::ModelRoute;
 
     fn config(groups: &[&str], max_depth: u32, max_redeliveries: u32) -> GatewayConfig {
         let mut config = GatewayConfig::default();

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flightdeck_api::gateway_config::GatewayConfig;
+use flightdeck_protocol::gateway_config::GatewayConfig;
 
 use crate::auth::ApiKeys;
 use crate::error::GatewayError;

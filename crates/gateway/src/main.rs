@@ -1,10 +1,10 @@
 use clap::Parser;
-use flightdeck_gateway::{init_logging, run, Args};
+use flightdeck_gateway::{run, Args};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logging(&args.log_format);
+    flightdeck_runtime::logging::init(args.log_format);
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -13,11 +13,11 @@ use futures::StreamExt;
 
 use crate::broker::{ClientEvent, LeaseGrant, LeaseOutcome};
 use crate::error::GatewayError;
-use crate::protocol::{
+use crate::state::SharedState;
+use flightdeck_protocol::pull::{
     LeaseQuery, UploadHead, HEADER_ENGINE_PATH, HEADER_GROUP, HEADER_HEADS, HEADER_LEASE_ID,
     HEADER_READER_ID, MAX_HEAD_LINE, MAX_WAIT_MS,
 };
-use crate::state::SharedState;
 
 fn reader_id(headers: &HeaderMap) -> &str {
     headers

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::broker::ClientEvent;
 use crate::error::GatewayError;
-use crate::protocol::UploadHead;
+use flightdeck_protocol::pull::UploadHead;
 
 pub async fn respond(
     head: UploadHead,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flightdeck_api::gateway_config::GatewayConfig;
+use flightdeck_protocol::gateway_config::GatewayConfig;
 use serde::{Deserialize, Serialize};
 
 /// Immutable snapshot; a reload swaps in a new one.

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
+use flightdeck_protocol::pull::{LEASE_PATH, LEAVE_PATH, UPLOAD_PATH};
+use flightdeck_runtime::admin;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -21,7 +22,6 @@ use crate::client_api;
 use crate::config_watch::ConfigWatcher;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::protocol::{LEASE_PATH, LEAVE_PATH, UPLOAD_PATH};
 use crate::reader_api;
 use crate::state::{AppState, SharedState};
 
@@ -36,12 +36,31 @@ pub fn client_router(state: SharedState) -> Router {
             state.clone(),
             count_requests,
         ))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        // No /log-level here: the client port is what the Ingress exposes.
+        .merge(admin::router(Arc::new(GatewayHealth(state.clone())), None))
         .fallback(client_api::not_found)
         .method_not_allowed_fallback(client_api::method_not_allowed)
         .with_state(state)
+}
+
+/// Ready once a configuration was loaded, until shutdown starts.
+struct GatewayHealth(SharedState);
+
+impl admin::Health for GatewayHealth {
+    fn readiness(&self) -> Result<(), String> {
+        if self.0.is_shutting_down() {
+            Err("shutting down".into())
+        } else if self.0.is_ready() {
+            Ok(())
+        } else {
+            Err("no configuration loaded yet".into())
+        }
+    }
+
+    fn metrics(&self) -> Vec<u8> {
+        self.0.broker.refresh_gauges();
+        self.0.metrics.render()
+    }
 }
 
 /// The reader pull API router.
@@ -50,7 +69,7 @@ pub fn reader_router(state: SharedState) -> Router {
         .route(LEASE_PATH, post(reader_api::lease))
         .route(UPLOAD_PATH, post(reader_api::upload))
         .route(LEAVE_PATH, post(reader_api::leave))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(|| async { "ok" }))
         .fallback(client_api::not_found)
         .with_state(state)
 }
@@ -73,30 +92,6 @@ async fn count_requests(
         .with_label_values(&[route.as_str(), response.status().as_str()])
         .inc();
     response
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(state): State<SharedState>) -> Response {
-    if state.is_ready() {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
-    }
-}
-
-async fn metrics(State(state): State<SharedState>) -> Response {
-    state.broker.refresh_gauges();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 /// Builds the shared state from the flags.
@@ -152,7 +147,7 @@ pub async fn run(args: Args) -> Result<(), GatewayError> {
         reader,
         args.config.clone(),
         args.api_keys_dir.clone(),
-        shutdown_signal(),
+        flightdeck_runtime::shutdown::signal(),
         Duration::from_secs(args.shutdown_grace_seconds),
     )
     .await
@@ -288,30 +283,5 @@ async fn expire_leases(state: SharedState) {
     loop {
         ticker.tick().await;
         state.broker.expire_leases(Instant::now());
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }

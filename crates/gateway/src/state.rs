@@ -51,7 +51,7 @@ impl AppState {
 
     /// Applies a configuration: queues first (so a new model's group exists
     /// before the route to it), then the routing table.
-    pub fn apply_config(&self, config: &flightdeck_api::gateway_config::GatewayConfig) {
+    pub fn apply_config(&self, config: &flightdeck_protocol::gateway_config::GatewayConfig) {
         self.broker.apply_config(config);
         let table = Arc::new(RoutingTable::from_config(config));
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = table;

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
-use flightdeck_api::gateway_config::{GatewayConfig, ModelRoute};
+use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -199,7 +199,7 @@ async fn start_reader(gateways: &[&Gateway], engine: &str, capacity: u32) -> Rea
     ]);
     let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(flightdeck_reader::serve(args, admin, async move {
+    let done = tokio::spawn(flightdeck_reader::serve(args, admin, None, async move {
         let _ = stopped.await;
     }));
     Reader {

@@ -10,11 +10,11 @@ use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
-use flightdeck_api::gateway_config::{GatewayConfig, ModelRoute};
 use flightdeck_gateway::auth::{ApiKeys, ReaderToken};
 use flightdeck_gateway::metrics::Metrics;
 use flightdeck_gateway::state::{AppState, SharedState};
 use flightdeck_gateway::{client_router, reader_router};
+use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
 use tower::ServiceExt;
 
 const TOKEN: &str = "reader-secret";

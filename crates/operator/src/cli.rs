@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::{
-    build::{DEFAULT_GATEWAY_IMAGE, DEFAULT_READER_IMAGE},
-    logging::LogFormat,
-};
+use flightdeck_build::{DEFAULT_GATEWAY_IMAGE, DEFAULT_READER_IMAGE};
+
+use flightdeck_runtime::LogFormat;
 
 /// The Flightdeck operator: turns InferenceStacks into gateways and model
 /// servers.
@@ -28,7 +27,7 @@ pub struct Cli {
     #[arg(long, env = "FLIGHTDECK_READER_IMAGE", default_value = DEFAULT_READER_IMAGE)]
     pub reader_image: String,
 
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of /metrics, /healthz, /readyz and /log-level.
     #[arg(long, env = "FLIGHTDECK_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
     pub admin_listen: String,
 
@@ -54,7 +53,8 @@ pub struct Cli {
     pub lease_duration: std::time::Duration,
 
     /// Log format: auto (JSON unless stderr is a terminal), json or text.
-    /// The filter comes from RUST_LOG.
+    /// The filter comes from RUST_LOG and can be changed at run time with
+    /// `PUT /log-level` on the admin port.
     #[arg(
         long,
         env = "FLIGHTDECK_LOG_FORMAT",

@@ -76,12 +76,8 @@ pub enum Error {
     #[error("loading the Kubernetes client configuration: {message}")]
     ClientConfig { message: String },
     /// The admin (metrics/health) listener could not be started.
-    #[error("admin server on {address}: {source}")]
-    Admin {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Admin(#[from] flightdeck_runtime::admin::BindError),
     /// Leader election could not proceed (or the lease was lost).
     #[error("leader election on lease {namespace}/{name}: {message}")]
     LeaderElection {
@@ -155,7 +151,7 @@ impl Error {
             | Error::WatchesRead { .. }
             | Error::WatchesInvalid { .. }
             | Error::ClientConfig { .. }
-            | Error::Admin { .. }
+            | Error::Admin(_)
             | Error::LeaderElection { .. }
             | Error::Metrics { .. } => Category::Internal,
         }

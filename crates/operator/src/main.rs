@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flightdeck_operator::{cli::Cli, logging, runtime};
+use flightdeck_operator::{cli::Cli, runtime};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
-    match runtime::run(cli).await {
+    let log = flightdeck_runtime::logging::init(cli.log_format);
+    match runtime::run(cli, log).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, category = error.category().as_str(), "flightdeck-operator stopped");

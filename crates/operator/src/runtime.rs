@@ -14,8 +14,9 @@ use kube::{
 };
 use tokio::sync::watch;
 
+use flightdeck_runtime::{admin, LogHandle};
+
 use crate::{
-    admin::{self, AdminState},
     cli::Cli,
     controller,
     error::{Error, Result},
@@ -37,8 +38,32 @@ pub fn served() -> Served<'static> {
     }
 }
 
-/// Runs the operator until SIGTERM/SIGINT (Ok) or a fatal error.
-pub async fn run(cli: Cli) -> Result<()> {
+/// What the admin port reports: ready once the API server was reached and
+/// the watched kind listed (a standby replica waiting for the Lease is ready
+/// too: it is healthy, just not the leader; `flightdeck_operator_leader`
+/// tells them apart).
+struct OperatorHealth {
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+}
+
+impl admin::Health for OperatorHealth {
+    fn readiness(&self) -> std::result::Result<(), String> {
+        if self.ready.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("not connected to the API server yet".into())
+        }
+    }
+
+    fn metrics(&self) -> Vec<u8> {
+        self.metrics.render().into_bytes()
+    }
+}
+
+/// Runs the operator until SIGTERM/SIGINT (Ok) or a fatal error. `log`
+/// is served on the admin port, so the filter can change at run time.
+pub async fn run(cli: Cli, log: LogHandle) -> Result<()> {
     let watch = load_watch(cli.watches.as_deref())?;
     tracing::info!(
         group = %watch.group, version = %watch.version, kind = %watch.kind,
@@ -52,19 +77,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         })?;
     let metrics = Metrics::new()?;
     let ready = Arc::new(AtomicBool::new(false));
-    let server = admin::bind(
-        &cli.admin_listen,
-        AdminState {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
-    )
-    .await?;
-    tokio::spawn(async move {
-        if let Err(error) = server.await {
-            tracing::error!(%error, "admin server stopped");
-        }
+    let listener = admin::bind(&cli.admin_listen).await?;
+    let health = Arc::new(OperatorHealth {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
     });
+    tokio::spawn(admin::serve(listener, health, Some(log)));
 
     let identity = leader::identity();
     let ctx = Arc::new(Context {
@@ -90,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        flightdeck_runtime::shutdown::signal().await;
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
@@ -140,28 +158,6 @@ fn load_watch(path: Option<&Path>) -> Result<Watch> {
 /// Resolves when the stop flag turns true (or its sender is gone).
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn default_namespace(client: &Client) -> String {

@@ -9,7 +9,8 @@ mod support;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use flightdeck_api::{gateway_config::GatewayConfig, v1alpha1::InferenceStack};
+use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_protocol::gateway_config::GatewayConfig;
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,

@@ -1,47 +1,30 @@
-//! /healthz, /readyz and /metrics of the reader.
+//! What the reader reports on its admin port (`flightdeck_runtime::admin`
+//! serves it): ready when the engine answers, at least one gateway took our
+//! pulls, and we are not draining.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use flightdeck_runtime::admin::Health;
 
 use crate::Context;
 
-pub fn router(ctx: Arc<Context>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(ctx)
-}
+pub struct ReaderHealth(pub Arc<Context>);
 
-/// Ready = the engine answers and at least one gateway took our pulls, and
-/// we are not draining.
-async fn readyz(State(ctx): State<Arc<Context>>) -> Response {
-    if ctx.is_ready() {
-        "ready".into_response()
-    } else {
-        let reason = if ctx.is_draining() {
-            "draining"
+impl Health for ReaderHealth {
+    fn readiness(&self) -> Result<(), String> {
+        let ctx = &self.0;
+        if ctx.is_ready() {
+            Ok(())
+        } else if ctx.is_draining() {
+            Err("draining".into())
         } else if !ctx.engine.is_ready() {
-            "engine not ready"
+            Err("engine not ready".into())
         } else {
-            "no gateway connected"
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
+            Err("no gateway connected".into())
+        }
     }
-}
 
-async fn metrics(State(ctx): State<Arc<Context>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        ctx.metrics.render(),
-    )
-        .into_response()
+    fn metrics(&self) -> Vec<u8> {
+        self.0.metrics.render()
+    }
 }

@@ -1,5 +1,5 @@
 //! Command-line flags; each has the environment variable named in
-//! `flightdeck_api::reader_env`, which the operator sets.
+//! `flightdeck_protocol::reader_env`, which the operator sets.
 
 use std::path::PathBuf;
 
@@ -54,7 +54,13 @@ pub struct Args {
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "FLIGHTDECK_SHUTDOWN_GRACE_SECONDS", default_value_t = 600)]
     pub shutdown_grace_seconds: u64,
-    /// Log format: json (in-cluster) or text.
-    #[arg(long, env = "FLIGHTDECK_LOG_FORMAT", default_value = "json")]
-    pub log_format: String,
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    /// The filter comes from RUST_LOG.
+    #[arg(
+        long,
+        env = "FLIGHTDECK_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub log_format: flightdeck_runtime::LogFormat,
 }

@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use flightdeck_gateway::protocol::Heads;
+use flightdeck_protocol::pull::Heads;
 
 /// Long-poll used when other gateways would be left unwatched.
 pub const SHORT_POLL_MS: u64 = 1_000;
@@ -199,7 +199,7 @@ impl Gateways {
 
     #[cfg(test)]
     fn set_heads(&self, base: &str, depth: u32, oldest_age_ms: u64) {
-        let heads = Heads(vec![flightdeck_gateway::protocol::Head {
+        let heads = Heads(vec![flightdeck_protocol::pull::Head {
             group: "g".into(),
             depth,
             oldest_age_ms,

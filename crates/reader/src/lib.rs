@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flightdeck_gateway::protocol::{HEADER_READER_ID, LEAVE_PATH};
+use flightdeck_protocol::pull::{HEADER_READER_ID, LEAVE_PATH};
+use flightdeck_runtime::LogHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -80,21 +81,29 @@ fn default_reader_id() -> String {
     format!("{host}-{:08x}", gateways::random_u64() as u32)
 }
 
-/// Runs the reader until SIGTERM/SIGINT.
-pub async fn run(args: Args) -> Result<(), ReaderError> {
-    let admin = TcpListener::bind(&args.admin_listen)
+/// Runs the reader until SIGTERM/SIGINT; `log` is served on the admin port
+/// (`/log-level`).
+pub async fn run(args: Args, log: LogHandle) -> Result<(), ReaderError> {
+    let admin = flightdeck_runtime::admin::bind(&args.admin_listen)
         .await
-        .map_err(|source| ReaderError::Io {
-            context: format!("binding {}", args.admin_listen),
-            source,
+        .map_err(|error| ReaderError::Io {
+            context: format!("binding {}", error.address),
+            source: error.source,
         })?;
-    serve(args, admin, shutdown_signal()).await
+    serve(
+        args,
+        admin,
+        Some(log),
+        flightdeck_runtime::shutdown::signal(),
+    )
+    .await
 }
 
 /// Runs the reader with an already bound admin listener until `shutdown`.
 pub async fn serve(
     args: Args,
     admin: TcpListener,
+    log: Option<LogHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReaderError> {
     let groups: Vec<String> = args
@@ -154,12 +163,11 @@ pub async fn serve(
         }
         _ => ctx.gateways.set(&urls),
     }
-    let admin_router = admin::router(ctx.clone());
-    background.spawn(async move {
-        if let Err(error) = axum::serve(admin, admin_router).await {
-            tracing::error!(%error, "admin server failed");
-        }
-    });
+    background.spawn(flightdeck_runtime::admin::serve(
+        admin,
+        Arc::new(admin::ReaderHealth(ctx.clone())),
+        log,
+    ));
 
     let (stop_tx, stop) = watch::channel(false);
     let mut slots = tokio::task::JoinSet::new();
@@ -207,40 +215,4 @@ async fn leave_all(ctx: &Context) {
         }
     });
     futures::future::join_all(calls).await;
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-}
-
-/// Sets up `tracing` logs as JSON (in-cluster) or text, filtered by `RUST_LOG`.
-pub fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == "text" {
-        builder.try_init()
-    } else {
-        builder.json().try_init()
-    };
 }

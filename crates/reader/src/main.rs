@@ -1,11 +1,11 @@
 use clap::Parser;
-use flightdeck_reader::{init_logging, run, Args};
+use flightdeck_reader::{run, Args};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logging(&args.log_format);
-    match run(args).await {
+    let log = flightdeck_runtime::logging::init(args.log_format);
+    match run(args, log).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "reader failed");

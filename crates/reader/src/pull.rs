@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flightdeck_gateway::protocol::{
+use flightdeck_protocol::pull::{
     Heads, HEADER_ENGINE_PATH, HEADER_HEADS, HEADER_LEASE_ID, HEADER_READER_ID, LEASE_PATH,
 };
 use reqwest::StatusCode;

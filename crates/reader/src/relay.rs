@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use flightdeck_gateway::protocol::{upload_path, UploadHead, HEADER_READER_ID};
+use flightdeck_protocol::pull::{upload_path, UploadHead, HEADER_READER_ID};
 use futures::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use tokio::sync::mpsc;

@@ -41,4 +41,12 @@ pub struct Args {
     /// Length of the vectors /v1/embeddings returns (unless `dimensions` asks).
     #[arg(long, default_value_t = 8)]
     pub embedding_dim: usize,
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    #[arg(
+        long,
+        env = "FLIGHTDECK_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub log_format: flightdeck_runtime::LogFormat,
 }

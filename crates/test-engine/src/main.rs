@@ -14,20 +14,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::Args;
 use crate::error::EngineError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    flightdeck_runtime::logging::init(args.log_format);
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -55,31 +49,7 @@ async fn serve(args: Args) -> Result<(), EngineError> {
     );
     let app = routes::router(Arc::new(routes::Engine::new(&args)));
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(flightdeck_runtime::shutdown::signal())
         .await
         .map_err(EngineError::Serve)
-}
-
-/// SIGTERM or Ctrl-C; running answers finish, new connections are refused.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(err) => {
-                tracing::warn!("cannot watch SIGTERM: {err}");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::reader_env::GATEWAY_CLIENT_PORT;
+use flightdeck_protocol::reader_env::GATEWAY_CLIENT_PORT;
 
 /// The gateway: OpenAI-compatible endpoints for clients and one bounded queue
 /// per consumer group for readers to pull from.

@@ -123,7 +123,7 @@ async fn run_async(args: UpArgs) -> Result<(), CliError> {
         context: format!("creating {}", log_dir.display()),
         source,
     })?;
-    let config_path = run_dir.join(flightdeck_api::gateway_config::GATEWAY_CONFIG_FILE);
+    let config_path = run_dir.join(flightdeck_protocol::gateway_config::GATEWAY_CONFIG_FILE);
     plan.write_gateway_config(&config_path)?;
 
     println!("[1/4] engine: llama.cpp server (llama-cpp-python) in the project's venv");

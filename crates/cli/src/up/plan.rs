@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use flightdeck_api::gateway_config::GatewayConfig;
-use flightdeck_api::reader_env;
 use flightdeck_api::v1alpha1::{Device, Engine, InferenceStack};
+use flightdeck_protocol::gateway_config::GatewayConfig;
+use flightdeck_protocol::reader_env;
 
 use super::UpError;
 use crate::error::CliError;
@@ -49,13 +49,13 @@ pub fn read_stack(path: &Path) -> Result<InferenceStack, CliError> {
 
 impl LocalPlan {
     pub fn new(stack: &InferenceStack, listen: SocketAddr) -> Result<Self, UpError> {
-        let gateway_config = flightdeck_operator::build::gateway_config(stack);
+        let gateway_config = flightdeck_build::gateway_config(stack);
         let applications = stack
             .spec
             .applications
             .iter()
             .map(|(name, app)| {
-                let reader_env = flightdeck_operator::build::reader_env(stack, name)
+                let reader_env = flightdeck_build::reader_env(stack, name)
                     .map_err(|err| UpError::Build(err.to_string()))?;
                 Ok(LocalApplication {
                     name: name.clone(),

@@ -26,8 +26,9 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 
+use flightdeck_build::{build, ApplicationObjects, BuildContext, StackObjects};
+
 use crate::{
-    build::{build, ApplicationObjects, BuildContext, StackObjects},
     error::{Category, Error, Result},
     metrics::Metrics,
 };

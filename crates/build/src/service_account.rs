@@ -6,9 +6,9 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 
-use super::labels::Component;
-use super::meta::StackRef;
-use super::names;
+use crate::labels::Component;
+use crate::meta::StackRef;
+use crate::names;
 
 /// The stack's ServiceAccount.
 pub fn service_account(owner: &StackRef) -> ServiceAccount {

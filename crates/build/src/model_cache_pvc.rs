@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 
-use super::labels::Component;
-use super::meta::StackRef;
-use super::names;
+use crate::labels::Component;
+use crate::meta::StackRef;
+use crate::names;
 
 /// The application's model cache claim, or `None` without `modelCache`.
 pub fn model_cache_pvc(

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::reader_env::{
+use flightdeck_api::v1alpha1::{ApplicationSpec, InferenceStack};
+use flightdeck_protocol::reader_env::{
     ADMIN_LISTEN, CAPACITY, CONSUMER_GROUPS, ENGINE_URL, GATEWAY_SERVICE, READER_ADMIN_PORT,
     READER_TOKEN,
 };
-use flightdeck_api::v1alpha1::{ApplicationSpec, InferenceStack};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
@@ -21,13 +21,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde_json::json;
 
-use super::config_hash::{config_hash, sha256_hex};
-use super::gateway_deployment::{container_port, env_value, http_probe, non_empty};
-use super::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
-use super::meta::StackRef;
-use super::security::restricted_container;
-use super::{names, BuildContext, BuildError};
+use crate::config_hash::{config_hash, sha256_hex};
 use crate::engines::{self, EngineLaunch, ENGINE_HOST, ENGINE_PORT, MODEL_CACHE_DIR};
+use crate::gateway_deployment::{container_port, env_value, http_probe, non_empty};
+use crate::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
+use crate::meta::StackRef;
+use crate::security::restricted_container;
+use crate::{names, BuildContext, BuildError};
 
 /// Name of the reader's admin port (metrics, health).
 pub const ADMIN_PORT_NAME: &str = "admin";
@@ -58,7 +58,7 @@ pub fn reader_env(
         None => format!(
             "{}:{}",
             names::gateway_readers_service(&stack_name),
-            flightdeck_api::reader_env::GATEWAY_READER_PORT
+            flightdeck_protocol::reader_env::GATEWAY_READER_PORT
         ),
     };
     Ok(vec![

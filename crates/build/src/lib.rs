@@ -1,4 +1,7 @@
 //! Pure builders: an `InferenceStack` in, every object the operator owns out.
+//! Shared by the operator (which applies the objects) and the `flightdeck`
+//! cli (`render`, and `up`, which runs the same configuration locally), so
+//! neither links the other; this crate has no Kubernetes client.
 //!
 //! No client and no I/O: [`build`] turns the spec (plus the few facts the
 //! reconciler supplies in [`BuildContext`]) into [`StackObjects`], which the
@@ -7,6 +10,7 @@
 //! controller owner reference to the stack.
 
 pub mod config_hash;
+pub mod engines;
 mod gateway_config_map;
 mod gateway_deployment;
 mod gateway_ingress;

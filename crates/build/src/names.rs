@@ -4,7 +4,7 @@
 //! pass and other tools (the reader's Service lookup, dashboards) can rely
 //! on them. `flightdeck_api::v1alpha1::validate` keeps them valid.
 
-use flightdeck_api::reader_env::GATEWAY_READER_PORT;
+use flightdeck_protocol::reader_env::GATEWAY_READER_PORT;
 
 /// Key of the reader token in the `S-reader-token` Secret.
 pub const READER_TOKEN_KEY: &str = "token";

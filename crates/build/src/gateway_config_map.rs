@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::gateway_config::{
+use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_protocol::gateway_config::{
     GatewayConfig, ModelRoute, QueueSettings, GATEWAY_CONFIG_FILE,
 };
-use flightdeck_api::v1alpha1::InferenceStack;
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::labels::Component;
-use super::meta::StackRef;
-use super::{names, BuildError};
+use crate::labels::Component;
+use crate::meta::StackRef;
+use crate::{names, BuildError};
 
 /// The gateway's routing table and queue limits for `stack`: every
 /// application's served model name routes to its consumer groups; several

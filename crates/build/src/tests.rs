@@ -6,7 +6,7 @@ use flightdeck_api::v1alpha1::InferenceStack;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-use super::*;
+use crate::*;
 
 const UID: &str = "6f0c1a2e-0000-4000-8000-000000000001";
 
@@ -453,7 +453,7 @@ fn quickstart_runs_llama_cpp_on_cpu() {
     assert_eq!(volumes.len(), 1);
     assert!(volumes[0].empty_dir.is_some());
     let config = objects.gateway_config.data.as_ref().expect("data")["gateway.json"].clone();
-    let parsed: flightdeck_api::gateway_config::GatewayConfig =
+    let parsed: flightdeck_protocol::gateway_config::GatewayConfig =
         serde_json::from_str(&config).expect("gateway.json parses");
     assert_eq!(parsed.models["smollm2"].consumer_groups, vec!["smollm2"]);
     assert_eq!(parsed.models["smollm2"].engine.as_deref(), Some("llamacpp"));

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 
-use super::labels::Component;
-use super::meta::StackRef;
-use super::names;
+use crate::labels::Component;
+use crate::meta::StackRef;
+use crate::names;
 
 /// The Secret holding `token` under key `token`. The reconciler passes the
 /// token already stored (so applying never rotates it) or a fresh one.

@@ -6,8 +6,8 @@ use flightdeck_api::v1alpha1::InferenceStack;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
-use super::labels::{common_labels, Component};
-use super::BuildError;
+use crate::labels::{common_labels, Component};
+use crate::BuildError;
 
 /// The facts about a stack every child's metadata needs.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,15 +1,15 @@
 //! The gateway's two Services: `S-gateway` for clients and the headless
 //! `S-gateway-readers` through which readers find every gateway pod.
 
-use flightdeck_api::reader_env::GATEWAY_READER_PORT;
 use flightdeck_api::v1alpha1::GatewaySpec;
+use flightdeck_protocol::reader_env::GATEWAY_READER_PORT;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::gateway_deployment::{HTTP_PORT_NAME, READERS_PORT_NAME};
-use super::labels::{selector_labels, Component};
-use super::meta::StackRef;
-use super::names;
+use crate::gateway_deployment::{HTTP_PORT_NAME, READERS_PORT_NAME};
+use crate::labels::{selector_labels, Component};
+use crate::meta::StackRef;
+use crate::names;
 
 /// The client Service: `spec.gateway.service.port` to the gateway's `http`
 /// port. Only the client API is exposed.

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::gateway_config::GATEWAY_CONFIG_FILE;
-use flightdeck_api::reader_env::{GATEWAY_CLIENT_PORT, GATEWAY_READER_PORT, READER_TOKEN};
 use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_protocol::gateway_config::GATEWAY_CONFIG_FILE;
+use flightdeck_protocol::reader_env::{GATEWAY_CLIENT_PORT, GATEWAY_READER_PORT, READER_TOKEN};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec,
@@ -14,12 +14,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
-use super::config_hash::{config_hash, sha256_hex};
-use super::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
-use super::meta::StackRef;
-use super::reader_deployment::secret_env;
-use super::security::{restricted_container, restricted_pod};
-use super::{names, BuildContext, BuildError};
+use crate::config_hash::{config_hash, sha256_hex};
+use crate::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
+use crate::meta::StackRef;
+use crate::reader_deployment::secret_env;
+use crate::security::{restricted_container, restricted_pod};
+use crate::{names, BuildContext, BuildError};
 
 /// Where the gateway ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/flightdeck";

@@ -7,9 +7,9 @@ use k8s_openapi::api::networking::v1::{
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
-use super::labels::Component;
-use super::meta::StackRef;
-use super::names;
+use crate::labels::Component;
+use crate::meta::StackRef;
+use crate::names;
 
 /// The Ingress for the client API, or `None` without an ingress spec.
 pub fn gateway_ingress(owner: &StackRef, gateway: &GatewaySpec) -> Option<Ingress> {

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::BuildError;
+use crate::BuildError;
 
 /// Lower-case hex sha256 of `value`'s JSON form.
 pub fn config_hash<T: Serialize>(what: &'static str, value: &T) -> Result<String, BuildError> {
