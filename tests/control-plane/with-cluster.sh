@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# with-cluster.sh CMD [ARGS...] - run CMD against a fresh, private Kubernetes
-# control plane (cluster.sh) and always tear it down afterwards.
+# with-cluster.sh [--timeout SECONDS] CMD [ARGS...] - run CMD against a
+# fresh, private Kubernetes control plane (cluster.sh) and always tear it
+# down afterwards. Every suite runs its cluster part this way:
+#
+#   tests/control-plane/with-cluster.sh --timeout 600 tests/SUITE/in-cluster.sh ARGS...
+#
+# --timeout bounds CMD alone, not the cluster's start (whose first run on a
+# machine builds Kubernetes): after SECONDS, CMD's process group gets SIGTERM
+# (SIGKILL 10 s later) and the exit status is 124.
 #
 # CMD runs with:
 #   KUBECONFIG                  the new cluster's admin kubeconfig
@@ -25,10 +32,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib/process.sh"
 # CI may run us with stdin closed; CMD gets our stdin below, so make it valid.
 if [ ! -e "/proc/$$/fd/0" ]; then exec </dev/null; fi
-if [ $# -eq 0 ]; then
-  sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
+usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+limit=
+if [ "${1:-}" = --timeout ]; then
+  [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage
+  limit=$2
+  shift 2
 fi
+[ $# -gt 0 ] || usage
 
 kubectl_dir=$("$HERE/../lib/venv.sh" "$HERE/requirements.txt") || { echo "with-cluster: cannot install kubectl" >&2; exit 1; }
 export PATH=$kubectl_dir:$PATH
@@ -36,6 +47,7 @@ export PATH=$kubectl_dir:$PATH
 if [ -n "${FLIGHTDECK_TEST_KUBECONFIG:-}" ]; then
   echo "with-cluster: using the existing cluster of $FLIGHTDECK_TEST_KUBECONFIG" >&2
   export KUBECONFIG=$FLIGHTDECK_TEST_KUBECONFIG
+  if [ -n "$limit" ]; then exec timeout --kill-after=10 "$limit" "$@"; fi
   exec "$@"
 fi
 
@@ -48,6 +60,9 @@ CMD_NAME=$1
 
 cleanup() {
   local rc=$?
+  if [ -n "$limit" ] && [ -n "$child" ] && [ "$rc" = 124 ]; then
+    echo "with-cluster: ${CMD_NAME} did not finish within ${limit}s; ended it" >&2
+  fi
   end_cmd
   if "$HERE/cluster.sh" stop; then
     # The name was ours alone, so nobody else can be waiting on its lock file.
@@ -91,8 +106,13 @@ export FLIGHTDECK_CLUSTER_RUN_DIR
 # once (bash defers traps until a foreground command ends), in a session of its
 # own so that it and everything it starts can be ended as one process group.
 # A background job of a non-interactive shell ignores SIGINT and reads
-# /dev/null; the subshell undoes both before it becomes CMD.
-( trap - INT QUIT; exec setsid "$@" ) <&0 &
+# /dev/null; the subshell undoes both before it becomes CMD. With --timeout,
+# timeout(1) leads that group and signals all of it when time is up.
+(
+  trap - INT QUIT
+  if [ -n "$limit" ]; then exec setsid timeout --kill-after=10 "$limit" "$@"; fi
+  exec setsid "$@"
+) <&0 &
 child=$!
 # For the watchdog, should this script be SIGKILLed (see lib/watchdog.sh).
 echo "$child $(proc_start_time "$child")" >"$FLIGHTDECK_CLUSTER_RUN_DIR/owner-group"

@@ -3,9 +3,14 @@
 # kubernetes source package, once per machine, into the cache:
 #   $FLIGHTDECK_CACHE/local-k8s/1.20.2/bin/{kube-apiserver,kube-controller-manager,etcd}
 # Why 1.20.2: it is the newest full Kubernetes tree any reachable registry
-# carries (later Debian versions are stripped to kubectl). Why GOPATH mode, the
-# generated openapi and the reflect2 overlay: see /work/shared/control-plane.md
-# and the comments below. Sourced by cluster.sh.
+# carries (later Debian versions are stripped to kubectl). The tree does not
+# build as it comes, for three reasons handled in build_kubernetes below:
+# Kubernetes 1.20 builds only in GOPATH mode (module mode fails on go.mod
+# updates); pkg/generated/openapi is generated at build time and missing from
+# the tarball (without it kube-apiserver does not link); and the vendored
+# modern-go/reflect2 1.0.1, built with Go >= 1.18, crashes the apiserver on the
+# first custom resource it encodes (Debian's 1.0.2 replaces it). Sourced by
+# cluster.sh.
 
 K8S_VERSION=1.20.2
 K8S_DEB_SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
