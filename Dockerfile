@@ -10,9 +10,8 @@
 # Rust image), put them in dist/ of the build context and pass
 # --build-arg BINARIES=prebuilt; the builder stage is then skipped:
 #
-#   RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
-#     --target x86_64-unknown-linux-gnu -p flightdeck-operator -p flightdeck-gateway -p flightdeck-reader
-#   make docker-build   # stages dist/ and builds all three with BINARIES=prebuilt
+#   make dist                            # static binaries into dist/ (tests/lib/build.sh)
+#   make docker-build BINARIES=prebuilt  # all three images from dist/
 ARG BINARIES=builder
 ARG RUST_VERSION=1.89
 

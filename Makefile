@@ -14,8 +14,7 @@ CARGO ?= cargo
 
 .PHONY: up
 up: ## Run the quickstart stack locally (llama.cpp + SmolLM2 on CPU, no Kubernetes)
-	$(CARGO) build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-cli
-	$(CARGO) run --release -q -p flightdeck-cli -- up -f examples/quickstart.yaml
+	bin=$$(tests/lib/build.sh) && exec "$$bin/flightdeck" up -f examples/quickstart.yaml
 
 .PHONY: demo
 demo: ## Operator path end to end on a local control plane, then `flightdeck up` + one chat completion

@@ -4,7 +4,8 @@
 # Images build with docker (DOCKER=docker, the default when it exists) or
 # buildah (DOCKER=buildah); the Dockerfile's builder stage compiles the
 # binaries, or BINARIES=prebuilt packages static binaries from dist/
-# (`make dist` builds them here without pulling a Rust image).
+# (`make dist` copies them there from the project's one release build,
+# tests/lib/build.sh, without pulling a Rust image).
 
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 CRD_VERSION ?= v1alpha1
@@ -20,7 +21,6 @@ BINARIES ?= builder
 # in the environment where overlay is unavailable).
 BUILD_FLAGS ?= $(if $(filter buildah,$(notdir $(DOCKER))),--isolation chroot,)
 KUBECTL ?= kubectl
-RUST_TARGET ?= x86_64-unknown-linux-gnu
 FLIGHTDECK ?= $(CARGO) run -q -p flightdeck-cli --
 # config/manager names our images with the default registry and version;
 # deploy pins them to IMAGE_REGISTRY and VERSION (as `flightdeck bundle` does).
@@ -29,11 +29,8 @@ PIN_IMAGES = sed -E 's@[^ "=]+/(flightdeck-(operator|gateway|reader)):[^ "]+@$(I
 ##@ Packaging
 
 .PHONY: dist
-dist: ## Build static operator/gateway/reader binaries into dist/ (for BINARIES=prebuilt)
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked --target $(RUST_TARGET) \
-	  -p flightdeck-operator -p flightdeck-gateway -p flightdeck-reader
-	mkdir -p dist
-	cp "$${CARGO_TARGET_DIR:-target}/$(RUST_TARGET)/release/"flightdeck-{operator,gateway,reader} dist/
+dist: ## Static operator/gateway/reader binaries into dist/ (for BINARIES=prebuilt; tests/lib/build.sh builds them)
+	bin=$$(tests/lib/build.sh) && mkdir -p dist && cp "$$bin"/flightdeck-{operator,gateway,reader} dist/
 
 .PHONY: docker-build
 docker-build: ## Build the operator, gateway and reader images (BINARIES=prebuilt uses dist/)

@@ -10,7 +10,8 @@
 #  3. streaming: tokens/s of one long SSE answer, direct vs through the gateway.
 #
 # Usage: tests/bench/dataplane.sh   (env: BENCH_SECONDS=8 per hey run; FLIGHTDECK_BIN_DIR)
-# Installs hey and nginx with apt-get when missing; builds release binaries.
+# Installs hey and nginx with apt-get when missing; builds the release
+# binaries with tests/lib/build.sh.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -27,12 +28,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 venv_bin=$("$repo/tests/lib/venv.sh" "$repo/tests/dataplane/requirements.txt")
 
-# FLIGHTDECK_BIN_DIR: use binaries built elsewhere instead of building here.
-bin=${FLIGHTDECK_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
-if [ -z "${FLIGHTDECK_BIN_DIR:-}" ]; then
-  echo "bench: cargo build --release" >&2
-  (cd "$repo" && cargo build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-test-engine)
-fi
+# The project's one release build (FLIGHTDECK_BIN_DIR: binaries built elsewhere).
+bin=$("$repo/tests/lib/build.sh")
 
 work=$(mktemp -d /tmp/flightdeck-bench.XXXXXX)
 pids=()

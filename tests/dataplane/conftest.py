@@ -1,29 +1,25 @@
-"""Fixtures of the data-path scenarios: one release build, one `Stack` of
-real processes per test (all killed at the end, logs printed on failure)."""
+"""Fixtures of the data-path scenarios: the project's one release build
+(tests/lib/build.sh), one `Stack` of real processes per test (all killed at
+the end, logs printed on failure)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, REPO, Stack
-
-BINARIES = ("flightdeck-gateway", "flightdeck-reader", "flightdeck-test-engine")
+from harness import REPO, Stack
 
 
 @pytest.fixture(scope="session")
-def binaries():
-    """Builds the three binaries once (a no-op when run.sh already did)."""
-    if os.environ.get("FLIGHTDECK_SKIP_BUILD") != "1":
-        argv = ["cargo", "build", "--release", "-q"]
-        for name in BINARIES:
-            argv += ["-p", name]
-        subprocess.run(argv, cwd=REPO, check=True, timeout=3000)
-    for name in BINARIES:
-        assert (BIN_DIR / name).is_file(), f"{name} was not built into {BIN_DIR}"
-    return BIN_DIR
+def binaries() -> Path:
+    """The directory of the release binaries: tests/lib/build.sh builds them
+    (a no-op when up to date) and prints it; with FLIGHTDECK_BIN_DIR set, as
+    run.sh sets it, it only checks that directory."""
+    built = subprocess.run([str(REPO / "tests" / "lib" / "build.sh")], cwd=REPO, check=True,
+                           stdout=subprocess.PIPE, text=True, timeout=3600)
+    return Path(built.stdout.strip())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -35,7 +31,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def stack(binaries, tmp_path, request):
-    stack = Stack(tmp_path)
+    stack = Stack(tmp_path, binaries)
     try:
         yield stack
     finally:

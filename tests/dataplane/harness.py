@@ -22,10 +22,6 @@ from pathlib import Path
 import openai
 
 REPO = Path(__file__).resolve().parents[2]
-BIN_DIR = Path(
-    os.environ.get("FLIGHTDECK_BIN_DIR")
-    or Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release"
-)
 READER_TOKEN = "test-reader-token"
 
 
@@ -177,6 +173,8 @@ class Stack:
     """The processes of one test; `close()` kills them all."""
 
     workdir: Path
+    # Where the Flightdeck binaries are (tests/lib/build.sh prints it).
+    bin_dir: Path
     procs: list[Proc] = field(default_factory=list)
     # Readers started per (gateway URL, consumer group).
     pulling: dict = field(default_factory=dict)
@@ -204,7 +202,7 @@ class Stack:
                tokens: int = 16, max_concurrency: int = 0, fail_after_tokens: int | None = None,
                port: int | None = None) -> Engine:
         port = port or free_port()
-        argv = [str(BIN_DIR / "flightdeck-test-engine"), "--listen", f"127.0.0.1:{port}",
+        argv = [str(self.bin_dir / "flightdeck-test-engine"), "--listen", f"127.0.0.1:{port}",
                 "--ttft-ms", str(ttft_ms), "--token-delay-ms", str(token_delay_ms),
                 "--tokens", str(tokens), "--max-concurrency", str(max_concurrency)]
         for model in models:
@@ -231,7 +229,7 @@ class Stack:
         if config_path is None:
             config_path = self.workdir / f"gateway-{len(self.procs)}.json"
             write_gateway_config(config_path, models, max_depth, timeout_seconds)
-        argv = [str(BIN_DIR / "flightdeck-gateway"), "--listen", f"127.0.0.1:{port}",
+        argv = [str(self.bin_dir / "flightdeck-gateway"), "--listen", f"127.0.0.1:{port}",
                 "--reader-listen", f"127.0.0.1:{reader_port}", "--config", str(config_path),
                 "--log-format", "text"]
         proc = self._spawn("gateway", argv, {"FLIGHTDECK_READER_TOKEN": token})
@@ -243,7 +241,7 @@ class Stack:
                capacity: int = 4, token: str = READER_TOKEN, wait_ready: bool = True,
                extra_env: dict | None = None) -> Reader:
         admin_port = free_port()
-        argv = [str(BIN_DIR / "flightdeck-reader"),
+        argv = [str(self.bin_dir / "flightdeck-reader"),
                 "--gateway-urls", ",".join(g.reader_url for g in gateways),
                 "--consumer-groups", ",".join(groups),
                 "--engine-url", engine.url,

@@ -4,7 +4,8 @@
 #
 # Usage: tests/dataplane/run.sh [pytest args...]   e.g. -k reload, -x
 # Installs its Python needs into the shared venv (tests/lib/venv.sh), the real
-# engine (tests/lib/llama.sh, cached), builds the release binaries, runs pytest.
+# engine (tests/lib/llama.sh, cached), builds the release binaries
+# (tests/lib/build.sh, the project's one release build), runs pytest.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -13,12 +14,12 @@ bin=$("$repo/tests/lib/venv.sh" "$here/requirements.txt")
 # The real engine for test_real_engine.py (first run builds llama.cpp, ~7 min).
 "$repo/tests/lib/llama.sh" install >/dev/null
 
-echo "dataplane: cargo build --release (gateway, reader, test engine)" >&2
-(cd "$repo" && cargo build --release -q -p flightdeck-gateway -p flightdeck-reader -p flightdeck-test-engine)
+FLIGHTDECK_BIN_DIR=$("$repo/tests/lib/build.sh")
+export FLIGHTDECK_BIN_DIR
 
 cd "$here"
 status=0
-FLIGHTDECK_SKIP_BUILD=1 "$bin/python" -m pytest -p no:cacheprovider -ra "$@" || status=$?
+"$bin/python" -m pytest -p no:cacheprovider -ra "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "dataplane: pytest collected no tests; that is a failure" >&2
   exit 1

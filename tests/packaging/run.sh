@@ -8,12 +8,13 @@
 # images (buildah, skopeo, umoci). Installs what it needs (apt, PyPI) on a
 # fresh machine. Exits non-zero when any check fails.
 #
-# Environment: CARGO_TARGET_DIR (where cargo builds), PACKAGING_SKIP_IMAGES=1
-# and PACKAGING_SKIP_CLUSTER=1 to leave out the slow stages while iterating.
+# Environment: CARGO_TARGET_DIR, FLIGHTDECK_BIN_DIR (see tests/lib/build.sh),
+# PACKAGING_SKIP_IMAGES=1 and PACKAGING_SKIP_CLUSTER=1 to leave out the slow
+# stages while iterating.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/tests/packaging
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 passed=0
 failed=0
@@ -72,32 +73,29 @@ install_apt_tools() {
 step "tools: buildah, skopeo, umoci (apt)" install_apt_tools
 VENV=$("$ROOT/tests/lib/venv.sh" "$HERE/requirements.txt") || { echo "packaging: cannot install the Python tools" >&2; exit 1; }
 export PATH=$VENV:$PATH
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-
-step "build flightdeck (CLI)" cargo build -q -p flightdeck-cli
+# The project's one release build (static: the operator image is FROM scratch).
+build() { BIN_DIR=$("$ROOT/tests/lib/build.sh"); }
+step "release build (tests/lib/build.sh)" build
+if [ -z "${BIN_DIR:-}" ]; then
+  echo "failed: release build (the other checks need its binaries)"
+  echo "packaging: $passed passed, $failed failed"
+  exit 1
+fi
 step "hadolint Dockerfile Dockerfile.catalog bundle.Dockerfile" \
   "$VENV/hadolint" Dockerfile Dockerfile.catalog bundle.Dockerfile
 
 collect "static checks" "$VENV/python" "$HERE/check.py" static \
-  --flightdeck "$TARGET_DIR/debug/flightdeck" --yamllint "$VENV/yamllint"
+  --flightdeck "$BIN_DIR/flightdeck" --yamllint "$VENV/yamllint"
 
 if [ "${PACKAGING_SKIP_CLUSTER:-}" != 1 ]; then
   # Bounded: a hung API server must not hang CI.
-  collect "API server checks" timeout 900 "$ROOT/tests/control-plane/with-cluster.sh" \
+  collect "API server checks" "$ROOT/tests/control-plane/with-cluster.sh" --timeout 900 \
     "$VENV/python" "$HERE/check.py" cluster
 fi
 
 if [ "${PACKAGING_SKIP_IMAGES:-}" != 1 ]; then
-  # The same static build `make dist` does; FROM scratch needs crt-static.
-  build_static_operator() {
-    RUSTFLAGS='-C target-feature=+crt-static' timeout 2400 \
-      cargo build -q --release --locked --target x86_64-unknown-linux-gnu -p flightdeck-operator
-  }
-  start=$(date +%s)
-  step "build static flightdeck-operator (release, crt-static)" build_static_operator
-  echo "static operator build: $(( $(date +%s) - start ))s"
   collect "image checks" "$VENV/python" "$HERE/check.py" images --workdir "$work" \
-    --operator-binary "$TARGET_DIR/x86_64-unknown-linux-gnu/release/flightdeck-operator"
+    --operator-binary "$BIN_DIR/flightdeck-operator"
 fi
 
 for f in "${failures[@]}"; do echo "failed: $f"; done
