@@ -2,9 +2,9 @@
 # The operator half of `make demo`, run by tests/control-plane/with-cluster.sh
 # (KUBECONFIG points at a fresh kube-apiserver, kubectl is on PATH).
 #
-#   tests/demo/in-cluster.sh TARGET_DIR
+#   tests/demo/in-cluster.sh BIN_DIR     (BIN_DIR: tests/lib/build.sh's output)
 #
-# Installs the CRD from the catalog chart, starts the operator in the
+# Installs the CRD (tests/lib/crd.sh: `make install`), starts the operator in the
 # background, applies examples/quickstart.yaml and shows what the operator made
 # of it. Pods stay Pending (the local control plane has no kubelet): this half
 # shows the objects and the status; the second half of the demo runs the stack.
@@ -14,8 +14,8 @@ cd "$ROOT"
 # shellcheck source=tests/demo/lib.sh
 . "$ROOT/tests/demo/lib.sh"
 
-target=${1:?usage: in-cluster.sh TARGET_DIR}
-operator=$target/release/flightdeck-operator
+bin=${1:?usage: in-cluster.sh BIN_DIR}
+operator=$bin/flightdeck-operator
 namespace=flightdeck-demo
 stack=quickstart
 log_dir=${FLIGHTDECK_DEMO_LOG_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/flightdeck-demo.XXXXXX")}
@@ -46,11 +46,8 @@ trap on_exit EXIT
 
 step "Cluster: $(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; v=json.load(sys.stdin)["serverVersion"]; print("kube-apiserver", v["gitVersion"])') at $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 
-step "Installing the InferenceStack CRD from the catalog chart (charts/catalog/crds/)"
-# --validate=false: kubectl 1.37 checks the CRD against its own schema, which
-# knows x-kubernetes-validations (CEL); a 1.20 API server accepts and drops it.
-show kubectl apply --validate=false -f charts/catalog/crds/
-show kubectl wait --for=condition=Established --timeout=60s crd/inferencestacks.flightdeck.dev
+step "Installing the InferenceStack CRD (make install: config/crd)"
+show tests/lib/crd.sh install
 
 step "Starting the operator in the background (watches.yaml; log: $operator_log)"
 admin_port=$(free_port)

@@ -19,15 +19,6 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# target_dir: where cargo puts build outputs (CI points CARGO_TARGET_DIR at a cache).
-target_dir() {
-  if [ -n "${CARGO_TARGET_DIR:-}" ]; then
-    case $CARGO_TARGET_DIR in /*) echo "$CARGO_TARGET_DIR" ;; *) echo "$PWD/$CARGO_TARGET_DIR" ;; esac
-  else
-    echo "$PWD/target"
-  fi
-}
-
 # wait_until SECONDS WHAT CMD...: run CMD every second until it succeeds;
 # fail after SECONDS, naming WHAT.
 wait_until() {

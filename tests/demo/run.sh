@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: Flightdeck end to end, every step printed.
 #
-#  1. builds the four binaries (release);
+#  1. builds the binaries (release: tests/lib/build.sh);
 #  2. on a fresh local Kubernetes control plane (tests/control-plane): installs
 #     the CRD, runs the operator, applies examples/quickstart.yaml and shows the
 #     objects and status the operator produced (tests/demo/in-cluster.sh);
@@ -13,7 +13,8 @@
 # stopped on every exit path.
 #
 # Environment: FLIGHTDECK_DEMO_UP_TIMEOUT (seconds for `flightdeck up` to serve,
-# default 1200: the first run builds llama.cpp), CARGO_TARGET_DIR.
+# default 1200: the first run builds llama.cpp), CARGO_TARGET_DIR and
+# FLIGHTDECK_BIN_DIR (see tests/lib/build.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -57,24 +58,22 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 step "Building flightdeck-operator, flightdeck (CLI), flightdeck-gateway and flightdeck-reader (release)"
-show cargo build --release -p flightdeck-operator -p flightdeck-cli -p flightdeck-gateway -p flightdeck-reader
-target=$(target_dir)
-for bin in flightdeck-operator flightdeck flightdeck-gateway flightdeck-reader; do
-  [ -x "$target/release/$bin" ] || fail "$target/release/$bin was not built"
-done
+say "tests/lib/build.sh: the project's one release build (static binaries, also used by the images)"
+bin=$(tests/lib/build.sh) || fail "the release build failed"
+say "binaries in $bin"
 
 step "Part 1: the operator on a local Kubernetes control plane (kube-apiserver + etcd on 127.0.0.1)"
 say "starting a fresh cluster with tests/control-plane/with-cluster.sh (the first run on a machine builds it)"
-timeout --kill-after=30 900 tests/control-plane/with-cluster.sh "$ROOT/tests/demo/in-cluster.sh" "$target"
+tests/control-plane/with-cluster.sh --timeout 900 tests/demo/in-cluster.sh "$bin"
 say "cluster stopped"
 
 step "Part 2: the same InferenceStack on this machine: flightdeck up -f examples/quickstart.yaml"
 port=$(free_port)
 up_log=$log_dir/up.log
-say "$target/release/flightdeck up -f examples/quickstart.yaml --listen 127.0.0.1:$port"
+say "$bin/flightdeck up -f examples/quickstart.yaml --listen 127.0.0.1:$port"
 say "(its output follows; the first run installs llama.cpp, which takes several minutes)"
 : >"$up_log"
-setsid "$target/release/flightdeck" up -f examples/quickstart.yaml --listen "127.0.0.1:$port" \
+setsid "$bin/flightdeck" up -f examples/quickstart.yaml --listen "127.0.0.1:$port" \
   </dev/null >"$up_log" 2>&1 &
 up_pid=$!
 tail -n +1 --pid="$up_pid" -f "$up_log" 2>/dev/null | sed -u 's/^/    | /' &

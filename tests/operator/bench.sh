@@ -4,16 +4,20 @@
 # during an idle window. Figures only; nothing is asserted.
 #
 #   tests/operator/bench.sh [--stacks 100,500] [--idle-seconds 60]
+#
+# The operator is the release binary of tests/lib/build.sh; the benchmark
+# driver (crates/operator/benches/scale.rs) is built with the same flags, so
+# it reuses that build's dependencies. Environment: OPERATOR_BENCH_TIMEOUT
+# (seconds in the cluster, default 2400).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--stacks 100,500 --idle-seconds 60)
+[ ${#args[@]} -gt 0 ] || args=(--stacks '100,500' --idle-seconds 60)
 
-echo "== building (release)"
-cargo build -q --release -p flightdeck-operator --bin flightdeck-operator
-cargo bench -q -p flightdeck-operator --bench scale --no-run
+bin=$(tests/lib/build.sh)
+echo "== building the benchmark driver"
+tests/lib/build.sh cargo bench -q -p flightdeck-operator --bench scale --no-run
 
-timeout --kill-after=30 "${OPERATOR_BENCH_TIMEOUT:-2400}" tests/control-plane/with-cluster.sh \
-  cargo bench -q -p flightdeck-operator --bench scale -- \
-  --operator "${CARGO_TARGET_DIR:-$ROOT/target}/release/flightdeck-operator" "${args[@]}"
+exec tests/control-plane/with-cluster.sh --timeout "${OPERATOR_BENCH_TIMEOUT:-2400}" \
+  tests/operator/bench-in-cluster.sh "$bin/flightdeck-operator" "${args[@]}"

@@ -1,24 +1,19 @@
 #!/usr/bin/env bash
-# Runs inside a started cluster (KUBECONFIG set, kubectl on PATH): installs
-# the CRD and RBAC, makes a kubeconfig for the operator's ServiceAccount, and
-# runs the end-to-end scenarios.
+# The cluster half of tests/operator/run.sh, run by
+# tests/control-plane/with-cluster.sh (KUBECONFIG set, kubectl on PATH):
+# installs the CRD and RBAC, makes a kubeconfig for the operator's
+# ServiceAccount, and runs the end-to-end scenarios.
+#
+#   tests/operator/in-cluster.sh [TEST-NAME-FILTER]
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 : "${KUBECONFIG:?KUBECONFIG must be set by the cluster harness}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "== installing the CRD"
-if cargo run -q -p flightdeck-cli -- crd >"$work/crd.yaml" 2>"$work/crd.err" && [ -s "$work/crd.yaml" ]; then
-  # 1.20 does not know x-kubernetes-validations (CEL): skip client-side
-  # validation; the API server drops the field and enforces the rest.
-  kubectl apply --validate=false -f "$work/crd.yaml" >/dev/null
-elif [ -d config/crd ]; then
-  kubectl apply -k config/crd >/dev/null
-else
-  echo "(no 'flightdeck crd' yet: the tests install the CRD from the Rust types)"
-fi
+tests/lib/crd.sh install
 
 echo "== installing config/rbac"
 kubectl create namespace flightdeck-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null

@@ -1,4 +1,4 @@
-"""The real API server accepts what we ship: the CRD is applied, then every
+"""The real API server accepts what we ship: the CRD is installed, then every
 built-in object and InferenceStack is sent as a server-side dry run. Kinds a
 1.20 server does not know (ClusterCatalog, ClusterExtension, monitors,
 rules) are validated by checks/validate.py instead."""
@@ -6,7 +6,6 @@ rules) are validated by checks/validate.py instead."""
 import json
 import os
 import subprocess
-import time
 
 import yaml
 
@@ -14,6 +13,8 @@ from .harness import CheckFailed, require
 from .manifests import ROOT
 
 UNKNOWN_TO_SERVER = {"olm.operatorframework.io", "monitoring.coreos.com"}
+CRD = "inferencestacks.flightdeck.dev"
+CRD_SH = os.path.join(ROOT, "tests", "lib", "crd.sh")
 
 
 _SERVER = {}
@@ -64,24 +65,18 @@ def kubectl(args, stdin=None):
     return result.stdout
 
 
-def apply_crd_and_namespaces(objects):
-    crds = [o for _, o in objects if o["kind"] == "CustomResourceDefinition"]
+def install_crd_and_namespaces(objects):
+    """The CRD as every test installs it (tests/lib/crd.sh: `make install`),
+    then the namespaces the rendered objects live in."""
+    shipped = {o["metadata"]["name"] for _, o in objects if o["kind"] == "CustomResourceDefinition"}
+    require(shipped == {CRD}, f"we ship the CRDs {sorted(shipped)}; tests/lib/crd.sh installs {CRD}")
+    result = subprocess.run([CRD_SH, "install"], cwd=ROOT, capture_output=True, text=True)
+    require(result.returncode == 0, f"tests/lib/crd.sh install:\n{result.stderr.strip()}")
     namespaces = {o["metadata"]["name"]: o for _, o in objects if o["kind"] == "Namespace"}
     namespaces.update({ns: {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
                        for ns in {o["metadata"].get("namespace") for _, o in objects} - {None} - set(namespaces)})
-    first = {c["metadata"]["name"]: c for c in crds}
-    kubectl(apply_args("CustomResourceDefinition", False), yaml.safe_dump_all(list(first.values())))
     kubectl(apply_args("Namespace", False), yaml.safe_dump_all(list(namespaces.values())))
-    for name in first:
-        deadline = time.time() + 30
-        while True:
-            conditions = json.loads(kubectl(["get", "crd", name, "-o", "json"]))["status"].get("conditions", [])
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            if time.time() > deadline:
-                raise CheckFailed(f"CRD {name} not Established after 30 s: {conditions}")
-            time.sleep(0.5)
-    return f"{len(first)} CRD(s), {len(namespaces)} namespace(s) applied"
+    return f"CRD {CRD} installed, {len(namespaces)} namespace(s) applied"
 
 
 def dry_run_everything(objects):
@@ -133,7 +128,7 @@ def make_deploy_and_undeploy():
 
 
 def all_checks(runner, objects):
-    runner.run("API server: apply the CRD and namespaces", apply_crd_and_namespaces, objects)
+    runner.run("API server: install the CRD, apply the namespaces", install_crd_and_namespaces, objects)
     runner.run("API server: server-side dry run of every built-in object and InferenceStack", dry_run_everything, objects)
     runner.run("API server: the CRD schema rejects a bad InferenceStack", invalid_stack_is_rejected)
     runner.run("API server: make install deploy (pinned images) and make undeploy", make_deploy_and_undeploy)
