@@ -10,7 +10,7 @@
 # gateway to answer; the first run builds llama.cpp), README_TEST_HOST_TIMEOUT
 # (3600 s per host block: `make demo` may build the control plane),
 # README_TEST_BLOCK_TIMEOUT (600 s per cluster and up-client block),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR and FLIGHTDECK_BIN_DIR (see tests/lib/build.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -18,20 +18,15 @@ cd "$ROOT"
 echo "readme: installing the test's Python tools (cached in the shared venv)"
 bin=$(tests/lib/venv.sh tests/readme/requirements.txt)
 
-echo "readme: building flightdeck and flightdeck-operator (release; yaml blocks are rendered, cluster blocks get the operator)"
-cargo build --release -q -p flightdeck-cli -p flightdeck-operator
-case ${CARGO_TARGET_DIR:-} in
-  "") target=$ROOT/target ;;
-  /*) target=$CARGO_TARGET_DIR ;;
-  *) target=$ROOT/$CARGO_TARGET_DIR ;;
-esac
+# yaml blocks are rendered with flightdeck, cluster blocks get the operator.
+bin_dir=$(tests/lib/build.sh)
 
 # The marker check must catch what it exists for: a quick run on the fixture of
 # wrong markers (tests/readme/selftest.sh runs every fixture, cluster included).
-summary=$("$bin/python" tests/readme/runner.py --readme tests/readme/testdata/bad.md --modes "" --target "$target" | tail -n 1) || true
+summary=$("$bin/python" tests/readme/runner.py --readme tests/readme/testdata/bad.md --modes "" --bin-dir "$bin_dir" | tail -n 1) || true
 if [ "$summary" != "readme: 0 passed, 5 failed" ]; then
   echo "readme: the runner missed wrong markers in tests/readme/testdata/bad.md (got '$summary')" >&2
   exit 1
 fi
 
-exec "$bin/python" tests/readme/runner.py --target "$target" --python "$bin/python" "$@"
+exec "$bin/python" tests/readme/runner.py --bin-dir "$bin_dir" --python "$bin/python" "$@"

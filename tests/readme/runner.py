@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -381,18 +380,18 @@ def stop_up(results, what, proc):
         results.ok(f"{what}: served, then stopped on SIGINT (status {proc.returncode}) with no process left")
 
 
-def run_cluster(results, blocks, readme, target):
-    """All cluster blocks in one fresh control plane: this script re-enters
-    itself under with-cluster.sh (--in-cluster) and reads back the results."""
+def run_cluster(results, blocks, readme, bin_dir):
+    """All cluster blocks in one fresh control plane: in_cluster.py runs them
+    under with-cluster.sh and writes its results to a file read back here."""
     with tempfile.TemporaryDirectory(prefix="readme-cluster.") as tmp:
         spec = os.path.join(tmp, "blocks.json")
         out = os.path.join(tmp, "results.json")
         with open(spec, "w", encoding="utf-8") as f:
-            json.dump({"readme": readme, "target": target,
+            json.dump({"readme": readme, "bin_dir": bin_dir,
                        "blocks": [{"line": b.line, "lang": b.lang, "text": b.text} for b in blocks]}, f)
-        cmd = ["timeout", "--kill-after=30", str(BLOCK_TIMEOUT * len(blocks) + 600),
-               os.path.join(ROOT, "tests", "control-plane", "with-cluster.sh"),
-               sys.executable, os.path.abspath(__file__), "--in-cluster", spec, out]
+        cmd = [os.path.join(ROOT, "tests", "control-plane", "with-cluster.sh"),
+               "--timeout", str(int(BLOCK_TIMEOUT * len(blocks) + 600)),
+               sys.executable, os.path.join(HERE, "in_cluster.py"), spec, out]
         print(f"\n--- [cluster] {len(blocks)} block(s) on one fresh local control plane", flush=True)
         status = subprocess.run(cmd, cwd=ROOT, stdin=subprocess.DEVNULL).returncode
         try:
@@ -410,108 +409,7 @@ def run_cluster(results, blocks, readme, target):
         results.fail("cluster", f"the cluster run exited with status {status}")
 
 
-class Operator:
-    """flightdeck-operator in the background for the cluster blocks. It starts
-    once the InferenceStack CRD exists (the README installs it, e.g. with the
-    catalog chart) and is started again if it exits, as its Deployment would."""
-
-    CRD = "inferencestacks.flightdeck.dev"
-
-    def __init__(self, binary, log_path):
-        self.binary, self.log_path = binary, log_path
-        self.proc, self.starts = None, 0
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.supervise, daemon=True)
-
-    def supervise(self):
-        while not self.stop_event.wait(1):
-            if self.proc is not None and self.proc.poll() is None:
-                continue
-            crd = subprocess.run(["kubectl", "get", "crd", self.CRD, "-o",
-                                  'jsonpath={.status.conditions[?(@.type=="Established")].status}'],
-                                 capture_output=True, text=True)
-            if crd.stdout.strip() != "True" or self.stop_event.is_set():
-                continue
-            if self.proc is not None:
-                print(f"  note: flightdeck-operator exited ({self.proc.returncode}); starting it again", flush=True)
-            port = free_port()
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                self.proc = subprocess.Popen(
-                    [self.binary, "--watches", "watches.yaml", "--no-leader-election",
-                     "--admin-listen", f"127.0.0.1:{port}", "--log-format", "text"],
-                    cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-            self.starts += 1
-            if self.starts == 1:
-                print(f"  the CRD exists: flightdeck-operator started in the background "
-                      f"(watches.yaml, log {self.log_path})", flush=True)
-
-    def start(self):
-        self.thread.start()
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill_group(self.proc.pid)
-                self.proc.wait()
-
-
-def in_cluster(spec_path, out_path):
-    """Inside with-cluster.sh: stand-in CRDs, the operator, then each block."""
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    readme, target = spec["readme"], spec["target"]
-    results = Results()
-    env = dict(os.environ)
-    env["PATH"] = os.path.join(HERE, "bin") + os.pathsep + env["PATH"]
-    log_path = tempfile.mktemp(prefix="readme-operator.", suffix=".log")
-    operator = Operator(os.path.join(target, "release", "flightdeck-operator"), log_path)
-    try:
-        print("  installing stand-in CRDs for OLM v1 and Prometheus-operator kinds (tests/readme/standin-crds.yaml)", flush=True)
-        subprocess.run(["kubectl", "apply", "-f", os.path.join(HERE, "standin-crds.yaml")], check=True)
-        subprocess.run(["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd",
-                        "-l", "readme-test.flightdeck.dev/stand-in=true"], check=True)
-        print("  flightdeck-operator starts in the background once the InferenceStack CRD exists", flush=True)
-        operator.start()
-        for raw in spec["blocks"]:
-            block = Block(line=raw["line"], lang=raw["lang"], text=raw["text"], mode="cluster")
-            show(block, readme)
-            what = f"cluster {block.where(readme)}"
-            status, _ = run_script(bash(script_of(block)), BLOCK_TIMEOUT, env=env)
-            if check_status(results, what, status, BLOCK_TIMEOUT):
-                results.ok(what)
-    except (subprocess.CalledProcessError, OSError) as e:
-        results.fail("cluster setup", str(e))
-    finally:
-        operator.stop()
-        if operator.starts > 1:
-            print(f"  note: flightdeck-operator was started {operator.starts} times", flush=True)
-        if os.path.exists(log_path):
-            if results.failed:
-                print(f"  operator log (last lines, {log_path}):", flush=True)
-                with open(log_path, encoding="utf-8", errors="replace") as f:
-                    for line in f.read().splitlines()[-20:]:
-                        print(f"    {line}")
-            else:
-                os.unlink(log_path)
-        with open(out_path, "w", encoding="utf-8") as f:
-            json.dump({"passed": results.passed, "failed": results.failed, "failures": results.failures}, f)
-    return 0
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def validate_yaml(results, block, readme, target):
+def validate_yaml(results, block, readme, bin_dir):
     """A yaml block holding one InferenceStack must render (`flightdeck render`)."""
     if not re.search(r"^kind:\s*InferenceStack\s*$", block.text, re.M):
         return
@@ -519,7 +417,7 @@ def validate_yaml(results, block, readme, target):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(block.text)
     try:
-        proc = subprocess.run([os.path.join(target, "release", "flightdeck"), "render", "-f", f.name],
+        proc = subprocess.run([os.path.join(bin_dir, "flightdeck"), "render", "-f", f.name],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         results.fail(what, str(e))
@@ -535,15 +433,12 @@ def validate_yaml(results, block, readme, target):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
-    p.add_argument("--target", default=os.path.join(ROOT, "target"),
-                   help="cargo target dir holding release/flightdeck and release/flightdeck-operator")
+    p.add_argument("--bin-dir", required=True,
+                   help="directory of the flightdeck and flightdeck-operator binaries (tests/lib/build.sh)")
     p.add_argument("--python", default=sys.executable, help="python for `up-client` python blocks")
     p.add_argument("--modes", default=",".join(sorted(MODES)),
                    help="comma-separated modes to run; empty: only check the markers and yaml blocks")
-    p.add_argument("--in-cluster", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.in_cluster:
-        return in_cluster(*args.in_cluster)
     readme = os.path.abspath(args.readme)
     wanted = {mode for mode in args.modes.split(",") if mode}
     if not wanted <= MODES:
@@ -566,7 +461,7 @@ def main():
         elif block.mode is not None:
             results.fail(block.where(readme), f"marker on a ```{block.lang or '(no language)'} block, which is never run")
         elif block.lang in ("yaml", "yml"):
-            validate_yaml(results, block, readme, args.target)
+            validate_yaml(results, block, readme, args.bin_dir)
     if by_mode["up-client"] and not by_mode["up"]:
         results.fail("up-client", "up-client blocks need an `up` block to run against")
     if "ci" in wanted:
@@ -576,7 +471,7 @@ def main():
         for block in by_mode["host"]:
             run_host(results, block, readme)
     if "cluster" in wanted and by_mode["cluster"]:
-        run_cluster(results, by_mode["cluster"], readme, args.target)
+        run_cluster(results, by_mode["cluster"], readme, args.bin_dir)
     if "up" in wanted and by_mode["up"]:
         run_up(results, by_mode["up"], by_mode["up-client"] if "up-client" in wanted else [],
                readme, args.python)

@@ -8,12 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 bin=$(tests/lib/venv.sh tests/readme/requirements.txt)
-cargo build --release -q -p flightdeck-cli -p flightdeck-operator
-case ${CARGO_TARGET_DIR:-} in
-  "") target=$ROOT/target ;;
-  /*) target=$CARGO_TARGET_DIR ;;
-  *) target=$ROOT/$CARGO_TARGET_DIR ;;
-esac
+bin_dir=$(tests/lib/build.sh)
 free_port() { "$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 failed=0
 
@@ -23,7 +18,7 @@ expect() {
   echo "== selftest: $fixture (want: $want)"
   out=$(README_TEST_UP_URL=http://127.0.0.1:$(free_port) \
     "$bin/python" tests/readme/runner.py --readme "tests/readme/testdata/$fixture" \
-    --target "$target" --python "$bin/python" 2>&1) || true
+    --bin-dir "$bin_dir" --python "$bin/python" 2>&1) || true
   printf '%s\n' "$out" | sed 's/^/   /'
   got=$(printf '%s\n' "$out" | tail -n 1)
   if [ "$got" = "$want" ]; then
@@ -36,5 +31,5 @@ expect() {
 
 expect bad.md "readme: 0 passed, 5 failed"
 expect leaky.md "readme: 0 passed, 1 failed"
-expect README.md "readme: 9 passed, 0 failed"
+expect README.md "readme: 11 passed, 0 failed"
 exit "$failed"

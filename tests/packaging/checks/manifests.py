@@ -1,16 +1,15 @@
-"""Reading and rendering the manifests under test: charts (through the Helm
-SDK), kustomize trees (kubectl kustomize), YAML files."""
+"""Reading and rendering the manifests under test: charts (with helm,
+tests/lib/helm: the Helm SDK), kustomize trees (kubectl kustomize), YAML files."""
 
 import glob
 import os
 import subprocess
-import sys
 
 import yaml
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-HELM_TOOL = os.path.join(HERE, "helm_tool.py")
+HELM = os.path.join(ROOT, "tests", "lib", "helm", "helm")
 CHARTS = ["catalog", "inference-stack", "monitoring"]
 # Namespace each chart is rendered into, as its README installs it.
 CHART_NAMESPACES = {"catalog": "flightdeck-system", "inference-stack": "llm", "monitoring": "monitoring"}
@@ -40,17 +39,23 @@ def chart_value_sets(chart):
     return sets
 
 
-def helm(command, chart, values_files, *extra):
-    cmd = [sys.executable, HELM_TOOL, command, os.path.join("charts", chart),
-           "--namespace", CHART_NAMESPACES[chart], *extra]
+def helm(*args, values_files=()):
+    cmd = [HELM, *args]
     for f in values_files:
         cmd += ["-f", f]
     return run(cmd)
 
 
+def lint_chart(chart, values_files):
+    # Strict, and for the oldest Kubernetes the charts support (kubeVersion).
+    return helm("lint", os.path.join("charts", chart), "--strict", "--kube-version", "v1.20.2",
+                "--namespace", CHART_NAMESPACES[chart], values_files=values_files)
+
+
 def render_chart(chart, values_files, include_crds=False):
-    extra = ["--name", "flightdeck"] + (["--include-crds"] if include_crds else [])
-    return docs(helm("template", chart, values_files, *extra))
+    extra = ["--include-crds"] if include_crds else []
+    return docs(helm("template", "flightdeck", os.path.join("charts", chart),
+                     "--namespace", CHART_NAMESPACES[chart], *extra, values_files=values_files))
 
 
 def kustomize(path):
