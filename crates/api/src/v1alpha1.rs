@@ -31,4 +31,4 @@ pub use status::{
     ApplicationStatus, GatewayStatus, InferenceStackStatus, CONDITION_DEGRADED,
     CONDITION_PROGRESSING, CONDITION_READY,
 };
-pub use validate::{validate, FieldError};
+pub use validate::{validate, FieldError, ValidStack};

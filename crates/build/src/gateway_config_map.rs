@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_api::v1alpha1::ValidStack;
 use flightdeck_protocol::gateway_config::{
     GatewayConfig, ModelRoute, QueueSettings, GATEWAY_CONFIG_FILE,
 };
@@ -18,10 +18,10 @@ use crate::{names, BuildError};
 /// The gateway's routing table and queue limits for `stack`: every
 /// application's served model name routes to its consumer groups; several
 /// applications serving the same name add their groups to one route.
-pub fn gateway_config(stack: &InferenceStack) -> GatewayConfig {
-    let queue = &stack.spec.gateway.queue;
+pub fn gateway_config(stack: &ValidStack) -> GatewayConfig {
+    let queue = &stack.spec().gateway.queue;
     let mut models: BTreeMap<String, ModelRoute> = BTreeMap::new();
-    for (name, app) in &stack.spec.applications {
+    for (name, app) in &stack.spec().applications {
         let route = models
             .entry(app.reader_config.served_model_name().to_owned())
             .or_insert_with(|| ModelRoute {
@@ -55,7 +55,7 @@ pub fn gateway_config(stack: &InferenceStack) -> GatewayConfig {
 
 /// `gateway.json` exactly as the ConfigMap holds it (pretty, with a final
 /// newline, so `kubectl get cm -o yaml` reads well).
-pub fn gateway_config_json(stack: &InferenceStack) -> Result<String, BuildError> {
+pub fn gateway_config_json(stack: &ValidStack) -> Result<String, BuildError> {
     let mut json = serde_json::to_string_pretty(&gateway_config(stack)).map_err(|source| {
         BuildError::Serialize {
             what: GATEWAY_CONFIG_FILE,

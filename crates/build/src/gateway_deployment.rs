@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_api::v1alpha1::ValidStack;
 use flightdeck_protocol::gateway_config::GATEWAY_CONFIG_FILE;
 use flightdeck_protocol::reader_env::{GATEWAY_CLIENT_PORT, GATEWAY_READER_PORT, READER_TOKEN};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -34,11 +34,11 @@ pub const READERS_PORT_NAME: &str = "readers";
 /// gateway spec and the reader token: the gateway's whole configuration.
 pub fn gateway_deployment(
     owner: &StackRef,
-    stack: &InferenceStack,
+    stack: &ValidStack,
     config_json: &str,
     ctx: &BuildContext,
 ) -> Result<Deployment, BuildError> {
-    let gateway = &stack.spec.gateway;
+    let gateway = &stack.spec().gateway;
     let selector = selector_labels(&owner.name, Component::Gateway, None);
     // Replicas are not configuration: scaling must not roll the pods.
     let mut configuration = gateway.clone();
@@ -147,7 +147,7 @@ pub fn gateway_deployment(
                     service_account_name: Some(names::service_account(&owner.name)),
                     automount_service_account_token: Some(false),
                     security_context: Some(restricted_pod()),
-                    image_pull_secrets: non_empty(stack.spec.image_pull_secrets.clone()),
+                    image_pull_secrets: non_empty(stack.spec().image_pull_secrets.clone()),
                     ..PodSpec::default()
                 }),
             },

@@ -66,6 +66,19 @@ pub fn selector_labels(
     labels
 }
 
+/// Label selector of every object the operator manages, whatever its stack
+/// (the operator's watch of its Deployments).
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGER}")
+}
+
+/// Label selector of the objects of stack `stack_name` (what the orphan
+/// sweep lists; each object found is still checked for the stack's
+/// controller reference before it is deleted).
+pub fn stack_selector(stack_name: &str) -> String {
+    format!("{STACK_LABEL}={stack_name},{}", managed_selector())
+}
+
 /// Every label an object of the stack carries: the selector labels plus the
 /// manager and the stack label used to find orphans.
 pub fn common_labels(
@@ -101,5 +114,23 @@ mod tests {
         let selector = selector_labels("demo", Component::Reader, Some("llama-1b"));
         assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
         assert!(!selector.contains_key(MANAGED_BY_LABEL));
+    }
+
+    #[test]
+    fn selectors_match_the_common_labels() {
+        assert_eq!(
+            managed_selector(),
+            "app.kubernetes.io/managed-by=flightdeck-operator"
+        );
+        let selector = stack_selector("demo");
+        assert_eq!(
+            selector,
+            "flightdeck.dev/stack=demo,app.kubernetes.io/managed-by=flightdeck-operator"
+        );
+        let labels = common_labels("demo", Component::Config, None);
+        for term in selector.split(',') {
+            let (key, value) = term.split_once('=').expect("key=value");
+            assert_eq!(labels.get(key).map(String::as_str), Some(value), "{term}");
+        }
     }
 }

@@ -1,11 +1,15 @@
-//! Pure builders: an `InferenceStack` in, every object the operator owns out.
+//! Pure builders: a validated `InferenceStack` in, every object the operator
+//! owns out.
 //! Shared by the operator (which applies the objects) and the `flightdeck`
 //! cli (`render`, and `up`, which runs the same configuration locally), so
 //! neither links the other; this crate has no Kubernetes client.
 //!
-//! No client and no I/O: [`build`] turns the spec (plus the few facts the
-//! reconciler supplies in [`BuildContext`]) into [`StackObjects`], which the
-//! reconciler applies with server-side apply. One module per owned kind;
+//! No client and no I/O: [`build`] turns a
+//! [`ValidStack`] (what `flightdeck_api::v1alpha1::validate` returns) plus
+//! the few facts the reconciler supplies in [`BuildContext`] into
+//! [`StackObjects`], which the reconciler applies with server-side apply.
+//! [`names`] and [`labels`] are the naming and labelling contract the
+//! reconciler relies on too (token Secret, endpoint, orphan selector). One module per owned kind;
 //! every object gets a deterministic name, the common labels and a
 //! controller owner reference to the stack.
 
@@ -26,7 +30,7 @@ mod service_account;
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_api::v1alpha1::ValidStack;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
@@ -106,20 +110,11 @@ pub struct ApplicationObjects {
     pub model_cache: Option<PersistentVolumeClaim>,
 }
 
-/// Why objects could not be built. Validation catches user mistakes first;
-/// these are the facts a builder cannot do without.
+/// Why objects could not be built. The builders take a
+/// [`ValidStack`], so what validation guarantees (name, namespace, uid, a
+/// consistent spec) is never checked again; these are what remains.
 #[derive(Debug, Error)]
 pub enum BuildError {
-    /// Owner references need the stack's uid, which only the API server
-    /// assigns.
-    #[error("InferenceStack {name:?} has no metadata.uid (it must come from the API server)")]
-    MissingUid { name: String },
-    /// Every child lives in the stack's namespace.
-    #[error("InferenceStack {name:?} has no metadata.namespace")]
-    MissingNamespace { name: String },
-    /// Names derive from the stack's name.
-    #[error("the InferenceStack has no metadata.name")]
-    MissingName,
     /// `reader_env` was asked for an application the stack does not have.
     #[error("InferenceStack {stack:?} has no application {application:?}")]
     UnknownApplication { stack: String, application: String },
@@ -132,14 +127,14 @@ pub enum BuildError {
     },
 }
 
-/// Builds every object of `stack`. The stack should have passed
-/// `flightdeck_api::v1alpha1::validate`; this only fails for missing
-/// metadata (uid, namespace, name).
-pub fn build(stack: &InferenceStack, ctx: &BuildContext) -> Result<StackObjects, BuildError> {
-    let owner = StackRef::new(stack)?;
+/// Builds every object of `stack` (see `flightdeck_api::v1alpha1::validate`
+/// for how to get one). Fails only if the gateway configuration cannot be
+/// serialised.
+pub fn build(stack: &ValidStack, ctx: &BuildContext) -> Result<StackObjects, BuildError> {
+    let owner = StackRef::new(stack);
     let config_json = gateway_config_json(stack)?;
     let applications = stack
-        .spec
+        .spec()
         .applications
         .iter()
         .map(|(name, app)| {
@@ -160,9 +155,9 @@ pub fn build(stack: &InferenceStack, ctx: &BuildContext) -> Result<StackObjects,
             &config_json,
             ctx,
         )?,
-        gateway_service: gateway_service::gateway_service(&owner, &stack.spec.gateway),
+        gateway_service: gateway_service::gateway_service(&owner, &stack.spec().gateway),
         gateway_readers_service: gateway_service::gateway_readers_service(&owner),
-        gateway_ingress: gateway_ingress::gateway_ingress(&owner, &stack.spec.gateway),
+        gateway_ingress: gateway_ingress::gateway_ingress(&owner, &stack.spec().gateway),
         applications,
     })
 }

@@ -2,12 +2,11 @@
 //! controller owner reference that lets Kubernetes garbage-collect children
 //! with their stack.
 
-use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_api::v1alpha1::{InferenceStack, ValidStack};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
 use crate::labels::{common_labels, Component};
-use crate::BuildError;
 
 /// The facts about a stack every child's metadata needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,32 +20,22 @@ pub struct StackRef {
 }
 
 impl StackRef {
-    /// Reads name, namespace and uid; all three must be set.
-    pub fn new(stack: &InferenceStack) -> Result<Self, BuildError> {
-        let name = stack.metadata.name.clone().ok_or(BuildError::MissingName)?;
-        let namespace = stack
-            .metadata
-            .namespace
-            .clone()
-            .ok_or_else(|| BuildError::MissingNamespace { name: name.clone() })?;
-        let uid = stack
-            .metadata
-            .uid
-            .clone()
-            .ok_or_else(|| BuildError::MissingUid { name: name.clone() })?;
+    /// The stack's name, namespace and controller reference (validation
+    /// guarantees all three facts).
+    pub fn new(stack: &ValidStack) -> Self {
         let owner_reference = OwnerReference {
             api_version: InferenceStack::api_version(&()).into_owned(),
             kind: InferenceStack::kind(&()).into_owned(),
-            name: name.clone(),
-            uid,
+            name: stack.name().to_owned(),
+            uid: stack.uid().to_owned(),
             controller: Some(true),
             block_owner_deletion: Some(true),
         };
-        Ok(Self {
-            name,
-            namespace,
+        Self {
+            name: stack.name().to_owned(),
+            namespace: stack.namespace().to_owned(),
             owner_reference,
-        })
+        }
     }
 
     /// Metadata for a child called `name`.

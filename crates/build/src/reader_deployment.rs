@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::{ApplicationSpec, InferenceStack};
+use flightdeck_api::v1alpha1::{ApplicationSpec, ValidStack};
 use flightdeck_protocol::reader_env::{
     ADMIN_LISTEN, CAPACITY, CONSUMER_GROUPS, ENGINE_URL, GATEWAY_SERVICE, READER_ADMIN_PORT,
     READER_TOKEN,
@@ -40,29 +40,20 @@ pub const ENGINE_PORT_NAME: &str = "engine";
 /// address. The reader token is not among them: in a pod it comes from the
 /// Secret. `flightdeck up` reuses these and swaps the addresses.
 pub fn reader_env(
-    stack: &InferenceStack,
+    stack: &ValidStack,
     application: &str,
 ) -> Result<Vec<(String, String)>, BuildError> {
-    let stack_name = stack.metadata.name.clone().ok_or(BuildError::MissingName)?;
-    let app =
-        stack
-            .spec
-            .applications
-            .get(application)
-            .ok_or_else(|| BuildError::UnknownApplication {
-                stack: stack_name.clone(),
-                application: application.to_owned(),
-            })?;
-    let gateway_service = match &stack.metadata.namespace {
-        Some(namespace) => names::gateway_readers_address(&stack_name, namespace),
-        None => format!(
-            "{}:{}",
-            names::gateway_readers_service(&stack_name),
-            flightdeck_protocol::reader_env::GATEWAY_READER_PORT
-        ),
-    };
+    let app = stack.spec().applications.get(application).ok_or_else(|| {
+        BuildError::UnknownApplication {
+            stack: stack.name().to_owned(),
+            application: application.to_owned(),
+        }
+    })?;
     Ok(vec![
-        (GATEWAY_SERVICE.to_owned(), gateway_service),
+        (
+            GATEWAY_SERVICE.to_owned(),
+            names::gateway_readers_address(stack.name(), stack.namespace()),
+        ),
         (
             CONSUMER_GROUPS.to_owned(),
             app.effective_consumer_groups(application).join(","),
@@ -87,7 +78,7 @@ pub fn reader_env(
 /// settings and the reader token, and nothing of other applications.
 pub fn reader_deployment(
     owner: &StackRef,
-    stack: &InferenceStack,
+    stack: &ValidStack,
     application: &str,
     app: &ApplicationSpec,
     ctx: &BuildContext,
@@ -173,7 +164,7 @@ pub fn reader_deployment(
                         .then(|| app.node_selector.clone()),
                     tolerations: non_empty(app.tolerations.clone()),
                     affinity: app.affinity.clone(),
-                    image_pull_secrets: non_empty(stack.spec.image_pull_secrets.clone()),
+                    image_pull_secrets: non_empty(stack.spec().image_pull_secrets.clone()),
                     ..PodSpec::default()
                 }),
             },

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::InferenceStack;
+use flightdeck_api::v1alpha1::{validate, InferenceStack, ValidStack};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
@@ -20,9 +20,13 @@ fn fixture(file: &str) -> InferenceStack {
         .namespace
         .get_or_insert_with(|| "default".to_owned());
     stack.metadata.uid = Some(UID.to_owned());
-    flightdeck_api::v1alpha1::validate(&stack)
-        .unwrap_or_else(|errors| panic!("{path} is invalid: {errors:?}"));
+    validate(&stack).unwrap_or_else(|errors| panic!("{path} is invalid: {errors:?}"));
     stack
+}
+
+/// `stack` (a fixture, possibly changed by the test) as the builders take it.
+fn valid(stack: &InferenceStack) -> ValidStack {
+    validate(stack).unwrap_or_else(|errors| panic!("invalid: {errors:?}"))
 }
 
 fn ctx() -> BuildContext {
@@ -34,7 +38,7 @@ fn ctx() -> BuildContext {
 }
 
 fn built(stack: &InferenceStack) -> StackObjects {
-    build(stack, &ctx()).expect("builds")
+    build(&valid(stack), &ctx()).expect("builds")
 }
 
 fn pod(deployment: &Deployment) -> &PodSpec {
@@ -151,22 +155,6 @@ fn names_labels_and_owner_references() {
         .as_ref()
         .expect("labels");
     assert_eq!(config_labels["app.kubernetes.io/component"], "config");
-}
-
-#[test]
-fn missing_uid_or_namespace_is_an_error() {
-    let mut stack = fixture("quickstart.yaml");
-    stack.metadata.uid = None;
-    assert!(matches!(
-        build(&stack, &ctx()),
-        Err(BuildError::MissingUid { .. })
-    ));
-    let mut stack = fixture("quickstart.yaml");
-    stack.metadata.namespace = None;
-    assert!(matches!(
-        build(&stack, &ctx()),
-        Err(BuildError::MissingNamespace { .. })
-    ));
 }
 
 #[test]
@@ -465,7 +453,7 @@ fn quickstart_runs_llama_cpp_on_cpu() {
 
 #[test]
 fn shared_consumer_group_routes_one_model() {
-    let stack = fixture("multi-app.yaml");
+    let stack = valid(&fixture("multi-app.yaml"));
     let config = gateway_config(&stack);
     assert_eq!(config.models.len(), 1);
     assert_eq!(config.models["llama-1b"].consumer_groups, vec!["llama-1b"]);
@@ -477,7 +465,7 @@ fn shared_consumer_group_routes_one_model() {
             .collect();
         assert_eq!(env["FLIGHTDECK_CONSUMER_GROUPS"], "llama-1b");
     }
-    let objects = built(&stack);
+    let objects = build(&stack, &ctx()).expect("builds");
     let capacity = |app: &str| {
         env(container(&objects.applications[app].deployment, "reader"))["FLIGHTDECK_CAPACITY"]
             .clone()

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use flightdeck_api::v1alpha1::{validate, InferenceStack};
+use flightdeck_api::v1alpha1::{validate, InferenceStack, ValidStack};
 use flightdeck_build::{self as build, BuildContext, StackObjects};
 use serde::Serialize;
 
@@ -89,16 +89,25 @@ pub fn parse(path: &Path, text: &str, namespace: Option<&str>) -> Result<Inferen
     Ok(stack)
 }
 
-/// Validates and builds the stack and returns a multi-document YAML stream,
-/// in the order the operator applies the objects.
-pub fn render(path: &Path, stack: &InferenceStack, ctx: &BuildContext) -> Result<String, CliError> {
-    let name = stack.metadata.name.clone().unwrap_or_default();
+/// Validates the stack read from `path`; the errors name every field path.
+pub fn validated(path: &Path, stack: &InferenceStack) -> Result<ValidStack, CliError> {
     validate(stack).map_err(|errors| CliError::Invalid {
         path: path.to_path_buf(),
-        name: name.clone(),
+        name: stack.metadata.name.clone().unwrap_or_default(),
         errors: errors.iter().map(|error| format!("  {error}")).collect(),
+    })
+}
+
+/// Validates and builds the stack and returns a multi-document YAML stream,
+/// in the order the operator applies the objects: what the pods use first
+/// (ServiceAccount, Secret, ConfigMap, Services, model caches), then the
+/// Deployments, then the Ingress in front of the Service.
+pub fn render(path: &Path, stack: &InferenceStack, ctx: &BuildContext) -> Result<String, CliError> {
+    let stack = validated(path, stack)?;
+    let objects = build::build(&stack, ctx).map_err(|source| CliError::Build {
+        name: stack.name().to_owned(),
+        source,
     })?;
-    let objects = build::build(stack, ctx).map_err(|source| CliError::Build { name, source })?;
     let StackObjects {
         service_account,
         reader_token,
@@ -113,17 +122,20 @@ pub fn render(path: &Path, stack: &InferenceStack, ctx: &BuildContext) -> Result
     out.push("ServiceAccount", &service_account)?;
     out.push("Secret", &reader_token)?;
     out.push("ConfigMap", &gateway_config)?;
-    out.push("Deployment", &gateway_deployment)?;
     out.push("Service", &gateway_service)?;
     out.push("Service", &gateway_readers_service)?;
+    for claim in applications
+        .values()
+        .filter_map(|app| app.model_cache.as_ref())
+    {
+        out.push("PersistentVolumeClaim", claim)?;
+    }
+    out.push("Deployment", &gateway_deployment)?;
+    for application in applications.values() {
+        out.push("Deployment", &application.deployment)?;
+    }
     if let Some(ingress) = &gateway_ingress {
         out.push("Ingress", ingress)?;
-    }
-    for application in applications.values() {
-        if let Some(claim) = &application.model_cache {
-            out.push("PersistentVolumeClaim", claim)?;
-        }
-        out.push("Deployment", &application.deployment)?;
     }
     Ok(out.text)
 }

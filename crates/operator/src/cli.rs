@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use flightdeck_api::watches::parse_duration;
 use flightdeck_build::{DEFAULT_GATEWAY_IMAGE, DEFAULT_READER_IMAGE};
 
 use flightdeck_runtime::LogFormat;
@@ -62,10 +63,6 @@ pub struct Cli {
         default_value = "auto"
     )]
     pub log_format: LogFormat,
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::watches::parse_duration(text)
 }
 
 #[cfg(test)]

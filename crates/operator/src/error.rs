@@ -1,37 +1,108 @@
-//! The operator's one error type.
+//! The operator's two error types.
 //!
-//! Every variant carries the context needed to act on it and maps to a
-//! [`Category`], which labels the failure metric and the Kubernetes Event, and
-//! decides what the controller does next: a transient failure is retried with
-//! backoff, an invalid spec waits for the user to change the object.
+//! - [`StartError`]: the process could not start (watches.yaml, client
+//!   configuration, admin port, metrics, a watched kind the API server
+//!   refuses) or had to stop (the leader lease was lost). It ends the process.
+//! - [`ReconcileError`]: one reconcile of one stack failed. Each maps to a
+//!   [`Category`], which labels the failure metric and the Kubernetes Event,
+//!   and decides what the controller does next: a transient failure is
+//!   retried with backoff, an invalid spec waits for the user to change the
+//!   object.
+//!
+//! Every variant keeps the error that caused it as its `source`, so a log
+//! line or an Event can be traced to the library call that failed.
 
-use std::path::PathBuf;
+use std::time::Duration;
 
-/// Why a reconcile (or the operator's start-up) failed.
+use flightdeck_api::{v1alpha1::FieldError, watches::WatchesError};
+
+/// Why the operator process could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum StartError {
+    /// watches.yaml could not be read or does not name what this build serves.
+    #[error(transparent)]
+    Watches(#[from] WatchesError),
+    /// Neither a kubeconfig nor the in-cluster configuration could be loaded.
+    #[error("loading the Kubernetes client configuration: {source}")]
+    ClientConfig {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    /// The configuration loaded, but no client could be built from it (TLS
+    /// material, proxy settings).
+    #[error("building the Kubernetes client: {source}")]
+    Client {
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The admin (metrics/health) listener could not be started.
+    #[error(transparent)]
+    Admin(#[from] flightdeck_runtime::admin::BindError),
+    /// A metric could not be registered (a programming error caught at start).
+    #[error("registering metric {name}: {source}")]
+    Metrics {
+        name: &'static str,
+        #[source]
+        source: prometheus::Error,
+    },
+    /// The API server refused to list the watched kind in a way waiting
+    /// cannot fix (watches.yaml's label selector is invalid).
+    #[error("listing {kind} with label selector {selector:?} was refused: {source}")]
+    WatchRefused {
+        kind: String,
+        selector: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The leader could not renew its Lease in time; it stops rather than
+    /// risk a second writer.
+    #[error(
+        "leader election on lease {namespace}/{name}: not renewed within {deadline:?} \
+         ({verb} failed: {source})"
+    )]
+    LeaseNotRenewed {
+        namespace: String,
+        name: String,
+        deadline: Duration,
+        verb: &'static str,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Another replica took the Lease while this one held it.
+    #[error("leader election on lease {namespace}/{name}: another replica took the lease")]
+    LeaseLost { namespace: String, name: String },
+}
+
+/// Why one reconcile of one stack failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The watched object has no namespace or name (cluster-scoped or
+    /// malformed): nothing can be written back to it.
+    #[error("object without {what}: InferenceStack must be namespaced and named")]
+    MissingMetadata { what: &'static str },
     /// The object could not be read as an InferenceStack at all (e.g. a value
     /// the API server's schema let through but this version cannot parse).
-    #[error("{namespace}/{name} is not a readable InferenceStack: {message}")]
+    #[error("{namespace}/{name} is not a readable InferenceStack: {source}")]
     Unreadable {
         namespace: String,
         name: String,
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
-    /// The spec parsed but is semantically invalid.
+    /// The stack parsed but `validate()` refused it.
     #[error("{namespace}/{name} has an invalid spec: {}", format_fields(fields))]
     InvalidSpec {
         namespace: String,
         name: String,
-        /// `(field path, message)` pairs.
-        fields: Vec<(String, String)>,
+        fields: Vec<FieldError>,
     },
-    /// The pure builders refused the stack.
-    #[error("building the objects of {namespace}/{name} failed: {message}")]
+    /// The pure builders refused the validated stack.
+    #[error("building the objects of {namespace}/{name} failed: {source}")]
     Build {
         namespace: String,
         name: String,
-        message: String,
+        #[source]
+        source: flightdeck_build::BuildError,
     },
     /// A call to the Kubernetes API failed.
     #[error("{verb} {kind} {namespace}/{name} failed: {source}")]
@@ -44,57 +115,17 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    /// An object could not be turned into JSON for a patch.
-    #[error("serializing {kind} {name} failed: {source}")]
-    Serialize {
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: serde_json::Error,
-    },
     /// The operating system's random source failed (reader token generation).
-    #[error("generating the reader token for {namespace}/{name} failed: {message}")]
+    #[error("generating the reader token for {namespace}/{name} failed: {source}")]
     Random {
         namespace: String,
         name: String,
-        message: String,
-    },
-    /// The object has no namespace or name (cluster-scoped or malformed).
-    #[error("object without {what}: InferenceStack must be namespaced and named")]
-    MissingMetadata { what: &'static str },
-    /// watches.yaml could not be read.
-    #[error("reading {path}: {source}")]
-    WatchesRead {
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
-    },
-    /// watches.yaml is not what this operator serves.
-    #[error("{path}: {message}")]
-    WatchesInvalid { path: PathBuf, message: String },
-    /// The kubeconfig / in-cluster configuration could not be loaded.
-    #[error("loading the Kubernetes client configuration: {message}")]
-    ClientConfig { message: String },
-    /// The admin (metrics/health) listener could not be started.
-    #[error(transparent)]
-    Admin(#[from] flightdeck_runtime::admin::BindError),
-    /// Leader election could not proceed (or the lease was lost).
-    #[error("leader election on lease {namespace}/{name}: {message}")]
-    LeaderElection {
-        namespace: String,
-        name: String,
-        message: String,
-    },
-    /// A metric could not be registered (a programming error caught at start).
-    #[error("registering metric {name}: {source}")]
-    Metrics {
-        name: &'static str,
-        #[source]
-        source: prometheus::Error,
+        source: getrandom::Error,
     },
 }
 
-/// What kind of failure an [`Error`] is: labels metrics and Events.
+/// What kind of failure a [`ReconcileError`] is: labels metrics and Events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Category {
     /// The user's object is wrong; retrying cannot help until it changes.
@@ -129,14 +160,14 @@ impl Category {
     ];
 }
 
-impl Error {
+impl ReconcileError {
     /// The failure's category.
     pub fn category(&self) -> Category {
         match self {
-            Error::Unreadable { .. } | Error::InvalidSpec { .. } | Error::Build { .. } => {
-                Category::InvalidSpec
-            }
-            Error::Kube { source, .. } => match source.as_ref() {
+            ReconcileError::Unreadable { .. }
+            | ReconcileError::InvalidSpec { .. }
+            | ReconcileError::Build { .. } => Category::InvalidSpec,
+            ReconcileError::Kube { source, .. } => match source.as_ref() {
                 kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
                     Category::Forbidden
                 }
@@ -145,81 +176,114 @@ impl Error {
                 // with backoff because a newer spec may be on its way.
                 _ => Category::Transient,
             },
-            Error::Random { .. } => Category::Transient,
-            Error::Serialize { .. }
-            | Error::MissingMetadata { .. }
-            | Error::WatchesRead { .. }
-            | Error::WatchesInvalid { .. }
-            | Error::ClientConfig { .. }
-            | Error::Admin(_)
-            | Error::LeaderElection { .. }
-            | Error::Metrics { .. } => Category::Internal,
+            ReconcileError::Random { .. } => Category::Transient,
+            ReconcileError::MissingMetadata { .. } => Category::Internal,
         }
     }
 
     /// Short PascalCase reason for a Kubernetes Event.
     pub fn event_reason(&self) -> &'static str {
         match self {
-            Error::Unreadable { .. } => "UnreadableSpec",
-            Error::InvalidSpec { .. } => "InvalidSpec",
-            Error::Build { .. } => "BuildFailed",
-            Error::Kube { .. } => "ApiCallFailed",
-            Error::Random { .. } => "TokenGenerationFailed",
-            _ => "InternalError",
+            ReconcileError::Unreadable { .. } => "UnreadableSpec",
+            ReconcileError::InvalidSpec { .. } => "InvalidSpec",
+            ReconcileError::Build { .. } => "BuildFailed",
+            ReconcileError::Kube { .. } => "ApiCallFailed",
+            ReconcileError::Random { .. } => "TokenGenerationFailed",
+            ReconcileError::MissingMetadata { .. } => "InternalError",
         }
     }
 }
 
-fn format_fields(fields: &[(String, String)]) -> String {
+fn format_fields(fields: &[FieldError]) -> String {
     fields
         .iter()
-        .map(|(path, message)| format!("{path}: {message}"))
+        .map(FieldError::to_string)
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// Result with the operator's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
+    use flightdeck_api::v1alpha1::{validate, InferenceStack};
+
     use super::*;
+
+    fn kube_status(code: u16, reason: &str) -> Box<kube::Error> {
+        let status = kube::core::Status::failure("no", reason).with_code(code);
+        Box::new(kube::Error::Api(Box::new(status)))
+    }
 
     #[test]
     fn invalid_spec_names_every_field_path() {
-        let err = Error::InvalidSpec {
+        let stack: InferenceStack = serde_yaml::from_str(
+            "metadata: {name: demo, namespace: llm, uid: u}\nspec:\n  gateway: {replicas: -1, service: {port: 0}}\n",
+        )
+        .expect("parses");
+        let fields = validate(&stack).expect_err("invalid");
+        let err = ReconcileError::InvalidSpec {
             namespace: "llm".into(),
             name: "demo".into(),
-            fields: vec![
-                ("spec.applications.a.replicas".into(), "must be >= 0".into()),
-                ("spec.gateway.port".into(), "out of range".into()),
-            ],
+            fields,
         };
         let text = err.to_string();
-        assert!(text.contains("spec.applications.a.replicas: must be >= 0"));
-        assert!(text.contains("spec.gateway.port: out of range"));
+        assert!(
+            text.contains("spec.gateway.replicas: must be at least 0"),
+            "{text}"
+        );
+        assert!(text.contains("spec.gateway.service.port"), "{text}");
         assert_eq!(err.category(), Category::InvalidSpec);
+        assert_eq!(err.event_reason(), "InvalidSpec");
     }
 
     #[test]
     fn forbidden_api_errors_are_counted_apart() {
-        let status = kube::core::Status::failure("no", "Forbidden").with_code(403);
-        let err = Error::Kube {
-            verb: "patch",
+        let err = |source| ReconcileError::Kube {
+            verb: "apply",
             kind: "Deployment".into(),
             namespace: "llm".into(),
             name: "demo-gateway".into(),
-            source: Box::new(kube::Error::Api(Box::new(status))),
+            source,
         };
-        assert_eq!(err.category(), Category::Forbidden);
-        let status = kube::core::Status::failure("busy", "Conflict").with_code(409);
-        let err = Error::Kube {
-            verb: "patch",
-            kind: "Deployment".into(),
+        assert_eq!(
+            err(kube_status(403, "Forbidden")).category(),
+            Category::Forbidden
+        );
+        assert_eq!(
+            err(kube_status(409, "Conflict")).category(),
+            Category::Transient
+        );
+        assert_eq!(
+            err(kube_status(403, "Forbidden")).event_reason(),
+            "ApiCallFailed"
+        );
+    }
+
+    #[test]
+    fn every_variant_keeps_its_source() {
+        let serde = serde_json::from_str::<u8>("x").expect_err("not a number");
+        let unreadable = ReconcileError::Unreadable {
             namespace: "llm".into(),
-            name: "demo-gateway".into(),
-            source: Box::new(kube::Error::Api(Box::new(status))),
+            name: "demo".into(),
+            source: serde,
         };
-        assert_eq!(err.category(), Category::Transient);
+        assert!(unreadable
+            .source()
+            .is_some_and(|s| s.is::<serde_json::Error>()));
+        assert_eq!(unreadable.category(), Category::InvalidSpec);
+
+        let lease = StartError::LeaseNotRenewed {
+            namespace: "ops".into(),
+            name: "lease".into(),
+            deadline: Duration::from_secs(10),
+            verb: "update",
+            source: kube_status(500, "InternalError"),
+        };
+        assert_eq!(
+            lease.source().map(ToString::to_string),
+            Some(kube_status(500, "InternalError").to_string())
+        );
+        assert!(lease.to_string().contains("update failed"), "{lease}");
     }
 }

@@ -22,10 +22,7 @@ use k8s_openapi::{
 };
 use kube::{api::PostParams, Api, Client};
 
-use crate::{
-    error::{Error, Result},
-    metrics::Metrics,
-};
+use crate::{error::StartError, metrics::Metrics};
 
 /// Timing of the election.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +44,16 @@ impl Timing {
             retry_period: lease_duration.mul_f64(2.0 / 15.0),
         }
     }
+}
+
+/// A Lease call that failed (the election step is retried, or, for a
+/// leader past its renew deadline, ends the leadership).
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} lease: {source}")]
+struct LeaseCallFailed {
+    verb: &'static str,
+    #[source]
+    source: kube::Error,
 }
 
 /// One replica's side of the election.
@@ -109,7 +116,7 @@ impl LeaderElection {
 
     /// Renews the Lease until renewal fails for longer than the renew
     /// deadline; returns the error that ended the leadership.
-    pub async fn hold(&self) -> Error {
+    pub async fn hold(&self) -> StartError {
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry_period).await;
@@ -117,16 +124,22 @@ impl LeaderElection {
                 Ok(true) => last_renewed = Instant::now(),
                 Ok(false) => {
                     self.metrics.leader.set(0);
-                    return self.error("another replica took the lease".into());
+                    return StartError::LeaseLost {
+                        namespace: self.namespace.clone(),
+                        name: self.name.clone(),
+                    };
                 }
                 Err(error) => {
                     tracing::warn!(%error, "renewing the leader lease failed");
                     if last_renewed.elapsed() > self.timing.renew_deadline {
                         self.metrics.leader.set(0);
-                        return self.error(format!(
-                            "not renewed within {:?}: {error}",
-                            self.timing.renew_deadline
-                        ));
+                        return StartError::LeaseNotRenewed {
+                            namespace: self.namespace.clone(),
+                            name: self.name.clone(),
+                            deadline: self.timing.renew_deadline,
+                            verb: error.verb,
+                            source: Box::new(error.source),
+                        };
                     }
                 }
             }
@@ -166,13 +179,16 @@ impl LeaderElection {
 
     /// One election step: create, renew or take over the Lease. `Ok(true)`
     /// when this replica holds it afterwards.
-    async fn try_acquire_or_renew(&self) -> Result<bool> {
+    async fn try_acquire_or_renew(&self) -> Result<bool, LeaseCallFailed> {
         let now = MicroTime(Timestamp::now());
         let existing = self
             .api
             .get_opt(&self.name)
             .await
-            .map_err(|e| self.error(format!("get: {e}")))?;
+            .map_err(|source| LeaseCallFailed {
+                verb: "get",
+                source,
+            })?;
         let Some(mut lease) = existing else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -193,7 +209,10 @@ impl LeaderElection {
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-                Err(e) => Err(self.error(format!("create: {e}"))),
+                Err(source) => Err(LeaseCallFailed {
+                    verb: "create",
+                    source,
+                }),
             };
         };
 
@@ -223,7 +242,10 @@ impl LeaderElection {
         {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-            Err(e) => Err(self.error(format!("update: {e}"))),
+            Err(source) => Err(LeaseCallFailed {
+                verb: "update",
+                source,
+            }),
         }
     }
 
@@ -241,14 +263,6 @@ impl LeaderElection {
 
     fn lease_seconds(&self) -> i32 {
         i32::try_from(self.timing.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)
-    }
-
-    fn error(&self, message: String) -> Error {
-        Error::LeaderElection {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-            message,
-        }
     }
 }
 

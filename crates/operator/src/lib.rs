@@ -3,14 +3,18 @@
 //!
 //! - The pure builders (spec -> every owned object) and the engine map live
 //!   in `flightdeck-build`, shared with the `flightdeck` cli.
-//! - [`reconcile`]: the pipeline that validates, builds, applies, deletes
-//!   orphans and writes status.
+//! - [`reconcile`]: the pipeline that validates, builds, applies (in
+//!   dependency order), deletes orphans and writes status.
 //! - [`controller`], [`leader`], [`runtime`]: the process around it: the
-//!   watch, leader election, start-up and shutdown.
+//!   watch, leader election, start-up (waiting for the CRD) and shutdown.
+//! - [`error`]: start-up errors apart from reconcile errors.
 //! - [`metrics`]: what the admin port exports (logging, the admin server and
 //!   the shutdown signal are `flightdeck-runtime`, shared by every binary).
-//! - [`watches`]: which kind (and which stacks) this process reconciles.
 //! - [`permissions`]: every API permission it uses (mirrored in config/rbac).
+//!
+//! Which kind (and which stacks) the process reconciles comes from
+//! watches.yaml, read by `flightdeck_api::watches` (the cli's OLM bundle
+//! reads it with the same parser).
 
 pub mod cli;
 pub mod controller;
@@ -20,4 +24,3 @@ pub mod metrics;
 pub mod permissions;
 pub mod reconcile;
 pub mod runtime;
-pub mod watches;

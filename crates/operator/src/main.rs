@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     match runtime::run(cli, log).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, category = error.category().as_str(), "flightdeck-operator stopped");
+            tracing::error!(%error, "flightdeck-operator stopped");
             ExitCode::FAILURE
         }
     }

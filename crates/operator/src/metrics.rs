@@ -4,7 +4,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::error::{Category, Error, Result};
+use crate::error::{Category, StartError};
 
 /// Every metric the operator exports, registered in its own registry.
 #[derive(Clone)]
@@ -29,7 +29,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Creates and registers every metric.
-    pub fn new() -> Result<Self> {
+    pub fn new() -> Result<Self, StartError> {
         let registry = Registry::new();
         let reconciles = IntCounterVec::new(
             Opts::new(
@@ -38,7 +38,7 @@ impl Metrics {
             ),
             &["result"],
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "reconciles_total",
             source,
         })?;
@@ -49,7 +49,7 @@ impl Metrics {
             ),
             &["category"],
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "reconcile_failures_total",
             source,
         })?;
@@ -62,7 +62,7 @@ impl Metrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "reconcile_duration_seconds",
             source,
         })?;
@@ -70,7 +70,7 @@ impl Metrics {
             "flightdeck_operator_stacks_managed",
             "InferenceStacks watched by this operator process",
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "stacks_managed",
             source,
         })?;
@@ -81,7 +81,7 @@ impl Metrics {
             ),
             &["verb", "kind"],
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "api_writes_total",
             source,
         })?;
@@ -89,7 +89,7 @@ impl Metrics {
             "flightdeck_operator_leader",
             "1 while this replica holds the leader lease",
         )
-        .map_err(|source| Error::Metrics {
+        .map_err(|source| StartError::Metrics {
             name: "leader",
             source,
         })?;
@@ -112,7 +112,7 @@ impl Metrics {
         Ok(metrics)
     }
 
-    fn register_all(&self) -> Result<()> {
+    fn register_all(&self) -> Result<(), StartError> {
         let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 6] = [
             ("reconciles_total", Box::new(self.reconciles.clone())),
             ("reconcile_failures_total", Box::new(self.failures.clone())),
@@ -127,7 +127,7 @@ impl Metrics {
         for (name, collector) in collectors {
             self.registry
                 .register(collector)
-                .map_err(|source| Error::Metrics { name, source })?;
+                .map_err(|source| StartError::Metrics { name, source })?;
         }
         Ok(())
     }

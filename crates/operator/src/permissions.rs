@@ -33,11 +33,16 @@ pub const CLUSTER: &[Permission] = &[
     // OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift).
     rule("flightdeck.dev", "inferencestacks/finalizers", &["update"]),
     // Children: server-side apply (a PATCH that creates a missing object is
-    // authorized as `create` too), reads and orphan deletion.
-    rule("", "serviceaccounts", &["create", "patch"]),
-    rule("", "secrets", &["get", "create", "patch"]),
-    rule("", "configmaps", &["create", "patch"]),
-    rule("", "services", &["create", "patch"]),
+    // authorized as `create` too), the reader token read, and the orphan
+    // sweep, which lists (metadata only) and deletes every kind it applies.
+    rule(
+        "",
+        "serviceaccounts",
+        &["list", "create", "patch", "delete"],
+    ),
+    rule("", "secrets", &["get", "list", "create", "patch", "delete"]),
+    rule("", "configmaps", &["list", "create", "patch", "delete"]),
+    rule("", "services", &["list", "create", "patch", "delete"]),
     rule(
         "",
         "persistentvolumeclaims",

@@ -27,8 +27,8 @@ use kube::{
 };
 use serde_json::json;
 use support::{
-    child_labels, wait_for, Operator, OperatorOptions, TestEnv, TestResult, GATEWAY_IMAGE,
-    LEASE_NAMESPACE, READER_IMAGE,
+    child_labels, wait_for, Operator, OperatorOptions, TestEnv, TestResult, CRD_NAME,
+    GATEWAY_IMAGE, LEASE_NAMESPACE, READER_IMAGE,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -788,6 +788,67 @@ async fn a_standby_replica_waits_for_the_lease_then_takes_over() -> TestResult {
         (third.metric("flightdeck_operator_leader").await? == 1.0).then_some(())
     })
     .await;
+    env.cleanup().await;
+    Ok(())
+}
+
+/// Waits until the operator's log and /readyz both say it waits for the CRD.
+async fn waiting_for_the_crd(operator: &Operator) {
+    wait_for("the operator waits for the CRD", WAIT, || async {
+        let (status, reason) = operator.readyz().await?;
+        let waiting = format!("waiting for the CRD {CRD_NAME}");
+        (status == 503 && reason.contains(&waiting) && operator.log_text().contains(&waiting))
+            .then_some(())
+    })
+    .await;
+}
+
+/// Installing the operator before its CRD is an ordinary order (a chart
+/// without `crds/`, a GitOps sync): the operator waits for the CRD, saying
+/// so in its log and on /readyz, stops cleanly on SIGTERM while it waits,
+/// and reconciles once the CRD is installed.
+#[tokio::test]
+#[ignore = "needs a Kubernetes API server: run tests/operator/run.sh"]
+async fn an_operator_started_before_its_crd_waits_for_it() -> TestResult {
+    let env = TestEnv::exclusive("crd-later").await;
+    env.remove_crd().await;
+
+    let mut stopped_while_waiting =
+        Operator::start(OperatorOptions::new(&format!("{}-stop", env.id)));
+    let mut operator = env.operator();
+    waiting_for_the_crd(&stopped_while_waiting).await;
+    waiting_for_the_crd(&operator).await;
+    // Still waiting a while later: no exit, no crash loop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        stopped_while_waiting.is_running() && operator.is_running(),
+        "an operator exited while waiting for the CRD:\n{}",
+        operator.log_text()
+    );
+    let log = stopped_while_waiting.log_text();
+    assert!(
+        stopped_while_waiting.terminate().success(),
+        "SIGTERM while waiting is a clean stop:\n{log}"
+    );
+
+    env.install_crd().await;
+    wait_for(
+        "ready once the CRD is served",
+        Duration::from_secs(90),
+        || async { (operator.readyz().await?.0 == 200).then_some(()) },
+    )
+    .await;
+    assert!(
+        operator
+            .log_text()
+            .contains("the watched kind is served: starting"),
+        "{}",
+        operator.log_text()
+    );
+    env.create_stack(&small("late")).await;
+    let gateway = deployment(&env, "late-gateway").await;
+    assert_eq!(images(&gateway), vec![GATEWAY_IMAGE.to_owned()]);
+    assert!(operator.terminate().success());
     env.cleanup().await;
     Ok(())
 }

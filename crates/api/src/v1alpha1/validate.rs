@@ -6,11 +6,13 @@
 //! child names). [`validate`] checks all of it, so the operator can report a
 //! `Degraded` condition and `flightdeck render` can fail early, both with a
 //! field path a user can find in their YAML.
+//!
+//! A stack that passes comes back as a [`ValidStack`]: the builders take only
+//! that, so they never re-check what validation guarantees (a name, a
+//! namespace and a uid for owner references).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-
-use kube::ResourceExt;
 
 use super::application::{ApplicationSpec, Device, Engine};
 use super::gateway::GatewaySpec;
@@ -18,7 +20,7 @@ use super::names::{
     is_dns1035_label, is_dns_label, APPLICATION_NAME_MAX_LEN, DNS_LABEL_MAX_LEN,
     LONGEST_APPLICATION_SUFFIX, STACK_NAME_MAX_LEN,
 };
-use super::spec::InferenceStack;
+use super::spec::{InferenceStack, InferenceStackSpec};
 
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,21 +46,88 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// A stack that passed [`validate`]: what the builders consume. Only
+/// `validate` makes one, so holding one means the name is a valid DNS-1035
+/// label of bounded length, the namespace and uid are set, and the spec
+/// breaks none of the rules checked here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidStack {
+    name: String,
+    namespace: String,
+    uid: String,
+    spec: InferenceStackSpec,
+}
+
+impl ValidStack {
+    /// `metadata.name`; every child's name derives from it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `metadata.namespace`; every child lives there.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// `metadata.uid`, assigned by the API server; owner references point at it.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> &InferenceStackSpec {
+        &self.spec
+    }
+}
+
 /// Checks the whole stack and returns every problem found (not just the
-/// first), in a stable order.
-pub fn validate(stack: &InferenceStack) -> Result<(), Vec<FieldError>> {
+/// first), in a stable order; or the stack, validated.
+pub fn validate(stack: &InferenceStack) -> Result<ValidStack, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let stack_name = stack.name_any();
+    let metadata = &stack.metadata;
+    let stack_name = metadata.name.clone().unwrap_or_default();
     validate_stack_name(&stack_name, &mut errors);
+    let namespace = required(
+        &mut errors,
+        "metadata.namespace",
+        "is required: every object of the stack lives in the stack's namespace",
+        metadata.namespace.as_deref(),
+    );
+    let uid = required(
+        &mut errors,
+        "metadata.uid",
+        "is required (the API server assigns it): owner references point at it",
+        metadata.uid.as_deref(),
+    );
     validate_gateway(&stack.spec.gateway, &mut errors);
     for (name, app) in &stack.spec.applications {
         validate_application(&stack_name, name, app, &mut errors);
     }
     validate_shared_groups(stack, &mut errors);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    match (namespace, uid) {
+        (Some(namespace), Some(uid)) if errors.is_empty() => Ok(ValidStack {
+            name: stack_name,
+            namespace,
+            uid,
+            spec: stack.spec.clone(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A metadata field that must be set and non-empty; reports it otherwise.
+fn required(
+    errors: &mut Vec<FieldError>,
+    path: &str,
+    message: &str,
+    value: Option<&str>,
+) -> Option<String> {
+    match value {
+        Some(value) if !value.is_empty() => Some(value.to_owned()),
+        _ => {
+            errors.push(FieldError::new(path, message));
+            None
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use serde_json::Value;
 use super::annotations::{annotations_yaml, bundle_annotations, bundle_dockerfile};
 use super::csv::{cluster_service_version, CsvInputs};
 use super::files::{self, Generated};
-use super::{kustomize, watches, yaml, OlmError, DEFAULT_IMAGE_REGISTRY, PACKAGE_NAME};
+use flightdeck_api::watches::{self, Watch};
+
+use super::{kustomize, yaml, OlmError, DEFAULT_IMAGE_REGISTRY, PACKAGE_NAME};
 
 /// File name of the CSV inside `manifests/`.
 pub const CSV_FILE: &str = "flightdeck-operator.clusterserviceversion.yaml";
@@ -25,7 +27,8 @@ pub struct BundleArgs {
     /// manifests/bases).
     #[arg(long, default_value = "config")]
     pub config_dir: PathBuf,
-    /// The group/version/kind the operator reconciles.
+    /// The operator's watches.yaml (the group/version/kind it reconciles),
+    /// read with the operator's own parser.
     #[arg(long, default_value = "watches.yaml")]
     pub watches: PathBuf,
     /// Bundle folder to write (manifests/ and metadata/).
@@ -82,7 +85,7 @@ pub fn render(args: &BundleArgs) -> Result<Vec<Generated>, OlmError> {
         .into_iter()
         .map(|r| r.object)
         .collect();
-    let watched = watches::read(&args.watches)?;
+    let watched = Watch::load(&args.watches, &watches::served())?.gvk;
     let icon_path = config.join("manifests/icon.svg");
     let icon = std::fs::read(&icon_path).map_err(|source| OlmError::Read {
         path: icon_path.clone(),
@@ -96,7 +99,7 @@ pub fn render(args: &BundleArgs) -> Result<Vec<Generated>, OlmError> {
         manager: &manager,
         rbac: &rbac,
         crds: &crds,
-        watches: &watched,
+        watched: &watched,
         examples: &examples,
         icon_svg: &icon,
     })?;

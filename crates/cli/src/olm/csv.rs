@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use flightdeck_api::watches::Gvk;
+
 use super::kustomize::Resource;
-use super::watches::Gvk;
 use super::{images, yaml, OlmError, PACKAGE_NAME};
 
 /// Everything the CSV is made of, already read from disk.
@@ -28,7 +29,8 @@ pub struct CsvInputs<'a> {
     pub rbac: &'a [Resource],
     /// Objects of `config/crd`.
     pub crds: &'a [Resource],
-    pub watches: &'a [Gvk],
+    /// The kind the operator reconciles (from watches.yaml).
+    pub watched: &'a Gvk,
     /// Objects of `config/samples`, shown as `alm-examples`.
     pub examples: &'a [Value],
     pub icon_svg: &'a [u8],
@@ -81,7 +83,7 @@ pub fn cluster_service_version(inputs: &CsvInputs<'_>) -> Result<Value, OlmError
     );
     spec.insert(
         "customresourcedefinitions".into(),
-        json!({ "required": crd_descriptions(inputs.crds, inputs.watches)? }),
+        json!({ "required": [crd_description(inputs.crds, inputs.watched)?] }),
     );
     spec.insert(
         "relatedImages".into(),
@@ -249,54 +251,50 @@ fn binds_service_account(binding: &Value, account: &str) -> bool {
         })
 }
 
-/// Console descriptions of the watched CRD versions, taken from the
+/// Console description of the watched CRD version, taken from the
 /// generated CRD so `kubectl explain` and the console say the same.
-fn crd_descriptions(crds: &[Resource], watches: &[Gvk]) -> Result<Vec<Value>, OlmError> {
-    let mut out = Vec::new();
-    for gvk in watches {
-        let crd = crds
-            .iter()
-            .filter(|r| r.kind() == "CustomResourceDefinition")
-            .find(|r| {
-                yaml::str_at(&r.object, &["spec", "group"]) == Some(gvk.group.as_str())
-                    && yaml::str_at(&r.object, &["spec", "names", "kind"]) == Some(gvk.kind.as_str())
-            })
-            .ok_or_else(|| {
-                OlmError::invalid(
-                    "config/crd",
-                    format!(
-                        "no CRD for {}/{} {}; generate it with `cargo run -p flightdeck-cli -- crd`",
-                        gvk.group, gvk.version, gvk.kind
-                    ),
-                )
-            })?;
-        let served = crd
-            .object
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .and_then(|versions| {
-                versions
-                    .iter()
-                    .find(|v| yaml::str_at(v, &["name"]) == Some(gvk.version.as_str()))
-            })
-            .ok_or_else(|| {
-                OlmError::invalid(
-                    &crd.path,
-                    format!("the CRD does not serve version {}", gvk.version),
-                )
-            })?;
-        let description = yaml::str_at(served, &["schema", "openAPIV3Schema", "description"])
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("A {} of {}.", gvk.kind, gvk.group));
-        out.push(json!({
-            "name": crd.name(),
-            "version": gvk.version,
-            "kind": gvk.kind,
-            "displayName": display_name(&gvk.kind),
-            "description": description,
-        }));
-    }
-    Ok(out)
+fn crd_description(crds: &[Resource], gvk: &Gvk) -> Result<Value, OlmError> {
+    let crd = crds
+        .iter()
+        .filter(|r| r.kind() == "CustomResourceDefinition")
+        .find(|r| {
+            yaml::str_at(&r.object, &["spec", "group"]) == Some(gvk.group.as_str())
+                && yaml::str_at(&r.object, &["spec", "names", "kind"]) == Some(gvk.kind.as_str())
+        })
+        .ok_or_else(|| {
+            OlmError::invalid(
+                "config/crd",
+                format!(
+                    "no CRD for {}/{} {}; generate it with `cargo run -p flightdeck-cli -- crd`",
+                    gvk.group, gvk.version, gvk.kind
+                ),
+            )
+        })?;
+    let served = crd
+        .object
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|v| yaml::str_at(v, &["name"]) == Some(gvk.version.as_str()))
+        })
+        .ok_or_else(|| {
+            OlmError::invalid(
+                &crd.path,
+                format!("the CRD does not serve version {}", gvk.version),
+            )
+        })?;
+    let description = yaml::str_at(served, &["schema", "openAPIV3Schema", "description"])
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("A {} of {}.", gvk.kind, gvk.group));
+    Ok(json!({
+        "name": crd.name(),
+        "version": gvk.version,
+        "kind": gvk.kind,
+        "displayName": display_name(&gvk.kind),
+        "description": description,
+    }))
 }
 
 /// `InferenceStack` -> `Inference Stack`.
@@ -341,7 +339,7 @@ mod tests {
         }
     }
 
-    fn inputs_fixture() -> (Value, Vec<Resource>, Vec<Resource>, Vec<Resource>, Vec<Gvk>) {
+    fn inputs_fixture() -> (Value, Vec<Resource>, Vec<Resource>, Vec<Resource>, Gvk) {
         let base = json!({"apiVersion": "operators.coreos.com/v1alpha1", "kind": "ClusterServiceVersion",
             "metadata": {"name": "x"}, "spec": {"displayName": "Flightdeck"}});
         let manager = vec![resource(
@@ -372,17 +370,12 @@ mod tests {
             "metadata": {"name": "inferencestacks.flightdeck.dev"},
             "spec": {"group": "flightdeck.dev", "names": {"kind": "InferenceStack"},
                 "versions": [{"name": "v1alpha1", "schema": {"openAPIV3Schema": {"description": "A stack."}}}]}}))];
-        let watches = vec![Gvk {
-            group: "flightdeck.dev".into(),
-            version: "v1alpha1".into(),
-            kind: "InferenceStack".into(),
-        }];
-        (base, manager, rbac, crds, watches)
+        (base, manager, rbac, crds, flightdeck_api::watches::served())
     }
 
     #[test]
     fn csv_carries_deployment_permissions_and_required_crd() -> Result<(), OlmError> {
-        let (base, manager, rbac, crds, watches) = inputs_fixture();
+        let (base, manager, rbac, crds, watched) = inputs_fixture();
         let version = semver::Version::new(1, 2, 3);
         let csv = cluster_service_version(&CsvInputs {
             base: &base,
@@ -391,7 +384,7 @@ mod tests {
             manager: &manager,
             rbac: &rbac,
             crds: &crds,
-            watches: &watches,
+            watched: &watched,
             examples: &[],
             icon_svg: b"<svg/>",
         })?;
@@ -425,7 +418,7 @@ mod tests {
 
     #[test]
     fn binding_to_a_missing_role_is_an_error() {
-        let (base, manager, mut rbac, crds, watches) = inputs_fixture();
+        let (base, manager, mut rbac, crds, watched) = inputs_fixture();
         rbac.remove(0);
         let version = semver::Version::new(1, 0, 0);
         let result = cluster_service_version(&CsvInputs {
@@ -435,7 +428,7 @@ mod tests {
             manager: &manager,
             rbac: &rbac,
             crds: &crds,
-            watches: &watches,
+            watched: &watched,
             examples: &[],
             icon_svg: b"",
         });

@@ -33,6 +33,8 @@ pub enum OlmError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Watches(#[from] flightdeck_api::watches::WatchesError),
     #[error("version {version:?} is not semantic versioning ({context}): {source}")]
     Version {
         version: String,

@@ -15,7 +15,6 @@ mod files;
 mod images;
 mod kustomize;
 mod semver_template;
-mod watches;
 mod yaml;
 
 pub use bundle::{run_bundle, BundleArgs};

@@ -51,12 +51,12 @@ fn renders_every_object_in_apply_order() {
         ("ServiceAccount", "demo-flightdeck"),
         ("Secret", "demo-reader-token"),
         ("ConfigMap", "demo-gateway"),
-        ("Deployment", "demo-gateway"),
         ("Service", "demo-gateway"),
         ("Service", "demo-gateway-readers"),
-        ("Ingress", "demo-gateway"),
         ("PersistentVolumeClaim", "demo-llama-1b-model-cache"),
+        ("Deployment", "demo-gateway"),
         ("Deployment", "demo-llama-1b"),
+        ("Ingress", "demo-gateway"),
     ];
     let expected: Vec<(String, String)> = pairs
         .into_iter()

@@ -98,7 +98,7 @@ async fn run_async(args: UpArgs) -> Result<(), CliError> {
     println!(
         "flightdeck up: {} ({} application(s)) from {}",
         stack_name(&stack),
-        stack.spec.applications.len(),
+        stack.spec().applications.len(),
         args.file.display()
     );
     let plan = LocalPlan::new(&stack, args.listen)?;
@@ -289,16 +289,8 @@ fn supervisor_log_dir(config_path: &std::path::Path) -> PathBuf {
         .unwrap_or_default()
 }
 
-fn stack_name(stack: &flightdeck_api::v1alpha1::InferenceStack) -> String {
-    let name = stack
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_else(|| "stack".to_owned());
-    match &stack.metadata.namespace {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name,
-    }
+fn stack_name(stack: &flightdeck_api::v1alpha1::ValidStack) -> String {
+    format!("{}/{}", stack.namespace(), stack.name())
 }
 
 /// The gateway and reader binaries `up` starts: siblings of this executable,

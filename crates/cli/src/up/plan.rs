@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use flightdeck_api::v1alpha1::{Device, Engine, InferenceStack};
+use flightdeck_api::v1alpha1::{Device, Engine, ValidStack};
 use flightdeck_protocol::gateway_config::GatewayConfig;
 use flightdeck_protocol::reader_env;
 
@@ -33,25 +33,20 @@ pub struct LocalPlan {
 }
 
 /// Reads and validates the stack exactly as `flightdeck render` does.
-pub fn read_stack(path: &Path) -> Result<InferenceStack, CliError> {
+pub fn read_stack(path: &Path) -> Result<ValidStack, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let stack = crate::render::parse(path, &text, None)?;
-    flightdeck_api::v1alpha1::validate(&stack).map_err(|errors| CliError::Invalid {
-        path: path.to_path_buf(),
-        name: stack.metadata.name.clone().unwrap_or_default(),
-        errors: errors.iter().map(|e| format!("  {e}")).collect(),
-    })?;
-    Ok(stack)
+    crate::render::validated(path, &stack)
 }
 
 impl LocalPlan {
-    pub fn new(stack: &InferenceStack, listen: SocketAddr) -> Result<Self, UpError> {
+    pub fn new(stack: &ValidStack, listen: SocketAddr) -> Result<Self, UpError> {
         let gateway_config = flightdeck_build::gateway_config(stack);
         let applications = stack
-            .spec
+            .spec()
             .applications
             .iter()
             .map(|(name, app)| {

@@ -8,28 +8,22 @@ pub mod orphans;
 pub mod status;
 pub mod token;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use flightdeck_api::v1alpha1::{validate, InferenceStack, InferenceStackStatus};
-use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::PersistentVolumeClaim, networking::v1::Ingress},
-    apimachinery::pkg::apis::meta::v1::OwnerReference,
-    jiff::Timestamp,
-};
+use flightdeck_api::v1alpha1::{validate, InferenceStack, InferenceStackStatus, ValidStack};
+use flightdeck_build::{build, names, ApplicationObjects, BuildContext, StackObjects};
+use k8s_openapi::{api::apps::v1::Deployment, jiff::Timestamp};
 use kube::{
     api::{ApiResource, DynamicObject, Patch, PatchParams},
-    runtime::{controller::Action, events::Recorder},
+    runtime::{
+        controller::Action,
+        events::{Recorder, Reporter},
+    },
     Api, Client, Resource, ResourceExt,
 };
 
-use flightdeck_build::{build, ApplicationObjects, BuildContext, StackObjects};
-
 use crate::{
-    error::{Category, Error, Result},
+    error::{Category, ReconcileError},
     metrics::Metrics,
 };
 use apply::{Applier, FIELD_MANAGER};
@@ -47,7 +41,7 @@ pub struct Images {
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub client: Client,
-    /// The watched kind (from watches.yaml), for status patches and Events.
+    /// The reconciled kind, for status patches and Events.
     pub resource: ApiResource,
     pub images: Images,
     pub recorder: Recorder,
@@ -57,14 +51,53 @@ pub struct Context {
     pub reconcile_period: Duration,
 }
 
+/// Name the operator reports its Events under.
+pub const REPORTING_CONTROLLER: &str = "flightdeck-operator";
+
+impl Context {
+    /// The context of every reconcile, around `client` (the API server's, or
+    /// a mocked one in tests). `instance` names this replica in its Events.
+    pub fn new(
+        client: Client,
+        images: Images,
+        instance: String,
+        metrics: Metrics,
+        reconcile_period: Duration,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: REPORTING_CONTROLLER.into(),
+                instance: Some(instance),
+            },
+        );
+        Self {
+            client,
+            resource: ApiResource::erase::<InferenceStack>(&()),
+            images,
+            recorder,
+            metrics,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+            reconcile_period,
+        }
+    }
+}
+
 /// Reconciles one stack; the controller calls this.
 #[tracing::instrument(skip_all, fields(stack = %key_of(&object)))]
-pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(
+    object: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let timer = ctx.metrics.reconcile_duration.start_timer();
     let result = StackReconcile::new(&object, &ctx)?.run().await;
     timer.observe_duration();
-    ctx.metrics
-        .count_reconcile(result.as_ref().map(|_| ()).map_err(Error::category));
+    ctx.metrics.count_reconcile(
+        result
+            .as_ref()
+            .map(|_| ())
+            .map_err(ReconcileError::category),
+    );
     let key = key_of(&object);
     match &result {
         Ok(_) => ctx.backoff.reset(&key),
@@ -88,7 +121,11 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
 
 /// What the controller does after a failed reconcile: an invalid spec waits
 /// for the object to change; anything else retries with per-object backoff.
-pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    object: Arc<DynamicObject>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
     match error.category() {
         Category::InvalidSpec => Action::await_change(),
         Category::Transient | Category::Forbidden | Category::Internal => {
@@ -118,15 +155,15 @@ struct StackReconcile<'a> {
 }
 
 impl<'a> StackReconcile<'a> {
-    fn new(object: &'a DynamicObject, ctx: &'a Context) -> Result<Self> {
+    fn new(object: &'a DynamicObject, ctx: &'a Context) -> Result<Self, ReconcileError> {
         let namespace = object
             .namespace()
-            .ok_or(Error::MissingMetadata { what: "namespace" })?;
+            .ok_or(ReconcileError::MissingMetadata { what: "namespace" })?;
         let name = object
             .metadata
             .name
             .clone()
-            .ok_or(Error::MissingMetadata { what: "name" })?;
+            .ok_or(ReconcileError::MissingMetadata { what: "name" })?;
         let previous = object
             .data
             .get("status")
@@ -146,48 +183,49 @@ impl<'a> StackReconcile<'a> {
         })
     }
 
-    async fn run(self) -> Result<Action> {
+    /// read -> validate -> reader token -> build -> apply -> sweep -> status.
+    async fn run(self) -> Result<Action, ReconcileError> {
         // Parse here, not in the watch: a stack this version cannot read is
         // reported on that stack and never stalls the watch of the others.
         let stack = match parse_stack(self.object) {
             Ok(stack) => stack,
-            Err(message) => {
+            Err(source) => {
+                let message = format!("the object cannot be read as an InferenceStack: {source}");
                 return self
                     .invalid(
-                        message.clone(),
-                        Error::Unreadable {
+                        message,
+                        ReconcileError::Unreadable {
                             namespace: self.namespace.clone(),
                             name: self.name.clone(),
-                            message,
+                            source,
                         },
                     )
                     .await;
             }
         };
-        if let Err(fields) = validate(&stack) {
-            let fields: Vec<(String, String)> = fields
-                .into_iter()
-                .map(|field| (field.path, field.message))
-                .collect();
-            let message = fields
-                .iter()
-                .map(|(path, message)| format!("{path}: {message}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return self
-                .invalid(
-                    message,
-                    Error::InvalidSpec {
-                        namespace: self.namespace.clone(),
-                        name: self.name.clone(),
-                        fields,
-                    },
-                )
-                .await;
-        }
+        let stack = match validate(&stack) {
+            Ok(stack) => stack,
+            Err(fields) => {
+                let message = fields
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return self
+                    .invalid(
+                        message,
+                        ReconcileError::InvalidSpec {
+                            namespace: self.namespace.clone(),
+                            name: self.name.clone(),
+                            fields,
+                        },
+                    )
+                    .await;
+            }
+        };
 
-        let secret_name = format!("{}-reader-token", self.name);
-        let token = token::ensure(&self.ctx.client, &self.namespace, &secret_name).await?;
+        let secret_name = names::reader_token_secret(stack.name());
+        let token = token::ensure(&self.ctx.client, stack.namespace(), &secret_name).await?;
         let build_context = BuildContext {
             gateway_image: self.ctx.images.gateway.clone(),
             reader_image: self.ctx.images.reader.clone(),
@@ -195,15 +233,14 @@ impl<'a> StackReconcile<'a> {
         };
         let objects = match build(&stack, &build_context) {
             Ok(objects) => objects,
-            Err(error) => {
-                let message = error.to_string();
+            Err(source) => {
                 return self
                     .invalid(
-                        message.clone(),
-                        Error::Build {
+                        source.to_string(),
+                        ReconcileError::Build {
                             namespace: self.namespace.clone(),
                             name: self.name.clone(),
-                            message,
+                            source,
                         },
                     )
                     .await;
@@ -254,9 +291,10 @@ impl<'a> StackReconcile<'a> {
                 .iter()
                 .map(|(name, deployment)| (name.as_str(), deployment))
                 .collect(),
-            endpoint: format!(
-                "http://{}-gateway.{}:{}",
-                self.name, self.namespace, stack.spec.gateway.service.port
+            endpoint: names::gateway_endpoint(
+                stack.name(),
+                stack.namespace(),
+                stack.spec().gateway.service.port,
             ),
         };
         let status = status::reconciled(&observed, &self.previous, Timestamp::now());
@@ -290,18 +328,25 @@ impl<'a> StackReconcile<'a> {
         Ok(Action::requeue(self.ctx.reconcile_period))
     }
 
-    /// Applies every built object (concurrently), then deletes the children
-    /// the spec no longer names.
-    async fn apply(&self, stack: &InferenceStack, objects: StackObjects) -> Result<Applied> {
-        let owner = owner_reference(stack)?;
-        let applier = Applier {
-            client: &self.ctx.client,
-            metrics: &self.ctx.metrics,
-            namespace: &self.namespace,
-            owner: &owner,
-        };
+    /// Applies every built object in dependency order, then deletes the
+    /// children of every applied kind that the spec no longer names.
+    ///
+    /// Dependency order: what a pod refers to exists before the pod's
+    /// Deployment does (its ServiceAccount, the token Secret, the gateway's
+    /// ConfigMap, the Service readers resolve, the model cache claim), and
+    /// the Ingress comes last, after the Service it routes to. One object at
+    /// a time: the order is then what the API server sees, and a failure
+    /// stops the pass before anything that depends on the failed object.
+    async fn apply(
+        &self,
+        stack: &ValidStack,
+        objects: StackObjects,
+    ) -> Result<Applied, ReconcileError> {
+        let mut applier = Applier::new(&self.ctx.client, &self.ctx.metrics, stack.namespace());
         // No `..`: a kind added to StackObjects but not applied here is a
-        // compile error, not a silently missing object.
+        // compile error (an unused binding), not a silently missing object;
+        // and what is applied goes through `applier`, whose record is all
+        // the sweep works from.
         let StackObjects {
             service_account,
             reader_token,
@@ -312,73 +357,41 @@ impl<'a> StackReconcile<'a> {
             gateway_ingress,
             applications,
         } = objects;
-
-        let mut wanted_deployments = BTreeSet::from([gateway_deployment.name_any()]);
-        let mut wanted_claims = BTreeSet::new();
-        let wanted_ingresses: BTreeSet<String> =
-            gateway_ingress.iter().map(|i| i.name_any()).collect();
-        for ApplicationObjects {
-            deployment,
-            model_cache,
-        } in applications.values()
+        let mut application_deployments = BTreeMap::new();
+        let mut model_caches = Vec::new();
+        for (
+            application,
+            ApplicationObjects {
+                deployment,
+                model_cache,
+            },
+        ) in applications
         {
-            wanted_deployments.insert(deployment.name_any());
-            wanted_claims.extend(model_cache.iter().map(|claim| claim.name_any()));
+            application_deployments.insert(application, deployment);
+            model_caches.extend(model_cache);
         }
 
-        let ingress = async {
-            match gateway_ingress {
-                Some(ingress) => applier.apply(ingress).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (_, _, _, gateway, _, _, _) = tokio::try_join!(
-            applier.apply(service_account),
-            applier.apply(reader_token),
-            applier.apply(gateway_config),
-            applier.apply(gateway_deployment),
-            applier.apply(gateway_service),
-            applier.apply(gateway_readers_service),
-            ingress,
-        )?;
-        let applications = futures::future::try_join_all(applications.into_iter().map(
-            |(
-                application,
-                ApplicationObjects {
-                    deployment,
-                    model_cache,
-                },
-            )| {
-                let applier = &applier;
-                async move {
-                    // The claim first: the pods mount it.
-                    if let Some(claim) = model_cache {
-                        applier.apply(claim).await?;
-                    }
-                    let deployment = applier.apply(deployment).await?;
-                    Ok::<_, Error>((application, deployment))
-                }
-            },
-        ))
-        .await?
-        .into_iter()
-        .collect::<BTreeMap<_, _>>();
+        applier.apply(service_account).await?;
+        applier.apply(reader_token).await?;
+        applier.apply(gateway_config).await?;
+        applier.apply(gateway_service).await?;
+        applier.apply(gateway_readers_service).await?;
+        applier.apply_all(model_caches).await?;
+        let gateway = applier.apply(gateway_deployment).await?;
+        let mut applications = BTreeMap::new();
+        for (application, deployment) in application_deployments {
+            applications.insert(application, applier.apply(deployment).await?);
+        }
+        applier.apply_all(gateway_ingress).await?;
 
-        let uid = stack.metadata.uid.clone().unwrap_or_default();
         let sweeper = OrphanSweeper {
             client: &self.ctx.client,
             metrics: &self.ctx.metrics,
-            namespace: &self.namespace,
-            stack_name: &self.name,
-            stack_uid: &uid,
+            namespace: stack.namespace(),
+            stack_name: stack.name(),
+            stack_uid: stack.uid(),
         };
-        let mut deleted = sweeper.sweep::<Deployment>(&wanted_deployments).await?;
-        deleted.extend(
-            sweeper
-                .sweep::<PersistentVolumeClaim>(&wanted_claims)
-                .await?,
-        );
-        deleted.extend(sweeper.sweep::<Ingress>(&wanted_ingresses).await?);
+        let deleted = sweeper.sweep(&applier.into_record()).await?;
         Ok(Applied {
             gateway,
             applications,
@@ -388,7 +401,11 @@ impl<'a> StackReconcile<'a> {
 
     /// Reports an invalid stack: Degraded status (and an Event when that is
     /// news), then the error, which makes the controller wait for a change.
-    async fn invalid(&self, message: String, error: Error) -> Result<Action> {
+    async fn invalid(
+        &self,
+        message: String,
+        error: ReconcileError,
+    ) -> Result<Action, ReconcileError> {
         let status = status::failed(
             &self.previous,
             self.generation,
@@ -406,7 +423,7 @@ impl<'a> StackReconcile<'a> {
 
     /// Writes `status` with an apply patch, only if it differs from the
     /// stored one. Returns whether it wrote.
-    async fn write_status(&self, status: &InferenceStackStatus) -> Result<bool> {
+    async fn write_status(&self, status: &InferenceStackStatus) -> Result<bool, ReconcileError> {
         if *status == self.previous {
             return Ok(false);
         }
@@ -426,7 +443,7 @@ impl<'a> StackReconcile<'a> {
             &Patch::Apply(&patch),
         )
         .await
-        .map_err(|source| Error::Kube {
+        .map_err(|source| ReconcileError::Kube {
             verb: "patch status",
             kind: self.ctx.resource.kind.clone(),
             namespace: self.namespace.clone(),
@@ -445,17 +462,9 @@ struct Applied {
     deleted: Vec<String>,
 }
 
-/// Reads a watched object as an InferenceStack; the error says why not.
-fn parse_stack(object: &DynamicObject) -> Result<InferenceStack, String> {
-    serde_json::to_value(object)
-        .and_then(serde_json::from_value)
-        .map_err(|error| format!("the object cannot be read as an InferenceStack: {error}"))
-}
-
-fn owner_reference(stack: &InferenceStack) -> Result<OwnerReference> {
-    stack
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingMetadata { what: "uid" })
+/// Reads a watched object as an InferenceStack.
+fn parse_stack(object: &DynamicObject) -> Result<InferenceStack, serde_json::Error> {
+    serde_json::to_value(object).and_then(serde_json::from_value)
 }
 
 fn is_true(status: &InferenceStackStatus, type_: &str) -> bool {
@@ -480,20 +489,23 @@ mod tests {
     }
 
     #[test]
-    fn a_readable_object_parses_with_its_metadata() {
+    fn a_readable_object_parses_and_validates_with_its_metadata() {
         let stack = parse_stack(&object(serde_json::json!({"applications": {"smol": {
-            "engine": "llamacpp", "readerConfig": {"modelName": "m"}}}})))
+            "engine": "llamacpp", "readerConfig": {"modelName": "m", "device": "cpu"}}}})))
         .expect("parses");
-        assert_eq!(stack.metadata.uid.as_deref(), Some("u-1"));
-        assert!(stack.spec.applications.contains_key("smol"));
-        assert!(owner_reference(&stack).expect("owner").controller == Some(true));
+        let valid = validate(&stack).expect("valid");
+        assert_eq!(
+            (valid.name(), valid.namespace(), valid.uid()),
+            ("demo", "llm", "u-1")
+        );
+        assert!(valid.spec().applications.contains_key("smol"));
     }
 
     #[test]
     fn an_unreadable_object_is_an_error_naming_the_value_not_a_panic() {
-        let message = parse_stack(&object(serde_json::json!({"applications": {"smol": {
+        let error = parse_stack(&object(serde_json::json!({"applications": {"smol": {
             "engine": "mystery", "readerConfig": {"modelName": "m"}}}})))
         .expect_err("unknown engine");
-        assert!(message.contains("mystery"), "{message}");
+        assert!(error.to_string().contains("mystery"), "{error}");
     }
 }

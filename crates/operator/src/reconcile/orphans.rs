@@ -2,8 +2,9 @@
 //!
 //! Owner references only clean up when the stack itself goes. An application
 //! removed from the spec (or a model cache or Ingress turned off) must take
-//! its objects with it, so after applying, the operator lists its children by
-//! label and deletes those it did not just apply.
+//! its objects with it, so after applying, the operator lists its children of
+//! every kind it applied (the [`AppliedRecord`], never a list kept by hand)
+//! by the stack's label and deletes those it did not just apply.
 //!
 //! PersistentVolumeClaims: a model cache belongs to its application and is
 //! deleted with it (or when `modelCache` is removed). It only holds
@@ -13,28 +14,16 @@
 //! operator's owner reference from it: objects not controlled by this stack
 //! are never deleted.
 
-use std::{collections::BTreeSet, fmt::Debug};
-
-use k8s_openapi::NamespaceResourceScope;
+use flightdeck_build::labels;
 use kube::{
-    api::{DeleteParams, ListParams},
-    Api, Client, Resource, ResourceExt,
-};
-use serde::de::DeserializeOwned;
-
-use crate::{
-    error::{Error, Result},
-    metrics::Metrics,
+    api::{DeleteParams, DynamicObject, ListParams},
+    Api, Client,
 };
 
-/// Label every child carries: the stack's name.
-pub const STACK_LABEL: &str = "flightdeck.dev/stack";
-/// Label every child carries: who manages it.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY: &str = "flightdeck-operator";
+use super::apply::{AppliedKind, AppliedRecord};
+use crate::{error::ReconcileError, metrics::Metrics};
 
-/// Deletes children of one kind.
+/// Deletes the children of one stack that the last apply did not name.
 pub struct OrphanSweeper<'a> {
     pub client: &'a Client,
     pub metrics: &'a Metrics,
@@ -44,53 +33,62 @@ pub struct OrphanSweeper<'a> {
 }
 
 impl OrphanSweeper<'_> {
-    /// Deletes every `K` labelled for this stack and controlled by it whose
-    /// name is not in `wanted`; returns `Kind/name` of each deleted one.
-    pub async fn sweep<K>(&self, wanted: &BTreeSet<String>) -> Result<Vec<String>>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + DeserializeOwned
-            + Clone
-            + Debug,
-    {
-        let kind = K::kind(&()).into_owned();
-        let api: Api<K> = Api::namespaced(self.client.clone(), self.namespace);
-        let selector = format!(
-            "{STACK_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY}",
-            self.stack_name
-        );
-        // Served from the API server's watch cache: cheap at scale, and a
-        // slightly stale answer only delays a deletion to the next pass.
+    /// For every kind in `applied`, last applied first (an Ingress goes
+    /// before the Service it routes to), deletes each object labelled for
+    /// this stack and controlled by it whose name was not applied. Returns
+    /// `Kind/name` of each deleted one.
+    pub async fn sweep(&self, applied: &AppliedRecord) -> Result<Vec<String>, ReconcileError> {
+        let mut deleted = Vec::new();
+        for kind in applied.kinds().iter().rev() {
+            deleted.extend(self.sweep_kind(kind).await?);
+        }
+        Ok(deleted)
+    }
+
+    async fn sweep_kind(&self, applied: &AppliedKind) -> Result<Vec<String>, ReconcileError> {
+        let kind = &applied.resource.kind;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), self.namespace, &applied.resource);
+        let selector = labels::stack_selector(self.stack_name);
+        // Metadata only (a Secret's data never travels), served from the API
+        // server's watch cache: cheap at scale, and a slightly stale answer
+        // only delays a deletion to the next pass.
         let params = ListParams::default().labels(&selector).match_any();
-        let children = api.list(&params).await.map_err(|source| Error::Kube {
-            verb: "list",
-            kind: kind.clone(),
-            namespace: self.namespace.to_owned(),
-            name: selector.clone(),
-            source: Box::new(source),
-        })?;
+        let children = api
+            .list_metadata(&params)
+            .await
+            .map_err(|source| ReconcileError::Kube {
+                verb: "list",
+                kind: kind.clone(),
+                namespace: self.namespace.to_owned(),
+                name: selector.clone(),
+                source: Box::new(source),
+            })?;
         let mut deleted = Vec::new();
         for child in children {
-            let name = child.name_any();
-            let controlled_by_stack = child
-                .owner_references()
+            let meta = child.metadata;
+            let name = meta.name.unwrap_or_default();
+            let controlled_by_stack = meta
+                .owner_references
                 .iter()
+                .flatten()
                 .any(|owner| owner.uid == self.stack_uid && owner.controller == Some(true));
-            if wanted.contains(&name)
+            if name.is_empty()
+                || applied.names.contains(&name)
                 || !controlled_by_stack
-                || child.meta().deletion_timestamp.is_some()
+                || meta.deletion_timestamp.is_some()
             {
                 continue;
             }
-            self.metrics.count_write("delete", &kind);
+            self.metrics.count_write("delete", kind);
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => deleted.push(format!("{kind}/{name}")),
                 // Already gone: the goal is reached.
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(source) => {
-                    return Err(Error::Kube {
+                    return Err(ReconcileError::Kube {
                         verb: "delete",
-                        kind,
+                        kind: kind.clone(),
                         namespace: self.namespace.to_owned(),
                         name,
                         source: Box::new(source),

@@ -5,13 +5,11 @@
 //! the Secret it applied before and reuses the token; only a stack without
 //! one (new, or the Secret was deleted) gets a fresh random token.
 
+use flightdeck_build::names::READER_TOKEN_KEY;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use crate::error::{Error, Result};
-
-/// Key of the token inside the Secret (the contract with the builders).
-pub const TOKEN_KEY: &str = "token";
+use crate::error::ReconcileError;
 
 /// Random bytes in a generated token (hex-encoded: 64 characters).
 const TOKEN_BYTES: usize = 32;
@@ -24,12 +22,16 @@ pub struct ReaderToken {
 
 /// Reads `secret_name`'s token, or generates a new one if the Secret or its
 /// key is absent or not usable text.
-pub async fn ensure(client: &Client, namespace: &str, secret_name: &str) -> Result<ReaderToken> {
+pub async fn ensure(
+    client: &Client,
+    namespace: &str,
+    secret_name: &str,
+) -> Result<ReaderToken, ReconcileError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let existing = secrets
         .get_opt(secret_name)
         .await
-        .map_err(|source| Error::Kube {
+        .map_err(|source| ReconcileError::Kube {
             verb: "get",
             kind: "Secret".into(),
             namespace: namespace.to_owned(),
@@ -42,10 +44,10 @@ pub async fn ensure(client: &Client, namespace: &str, secret_name: &str) -> Resu
             generated: false,
         });
     }
-    let token = generate().map_err(|message| Error::Random {
+    let token = generate().map_err(|source| ReconcileError::Random {
         namespace: namespace.to_owned(),
         name: secret_name.to_owned(),
-        message,
+        source,
     })?;
     Ok(ReaderToken {
         token,
@@ -58,13 +60,13 @@ fn token_of(secret: &Secret) -> Option<String> {
     let from_data = secret
         .data
         .as_ref()
-        .and_then(|data| data.get(TOKEN_KEY))
+        .and_then(|data| data.get(READER_TOKEN_KEY))
         .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok());
     let from_string_data = || {
         secret
             .string_data
             .as_ref()
-            .and_then(|data| data.get(TOKEN_KEY))
+            .and_then(|data| data.get(READER_TOKEN_KEY))
             .cloned()
     };
     from_data
@@ -74,9 +76,9 @@ fn token_of(secret: &Secret) -> Option<String> {
 }
 
 /// A fresh token from the operating system's random source, hex-encoded.
-fn generate() -> Result<String, String> {
+fn generate() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -101,7 +103,7 @@ mod tests {
     fn reads_the_token_key_and_ignores_empty_values() {
         let secret = Secret {
             data: Some(BTreeMap::from([(
-                TOKEN_KEY.to_owned(),
+                READER_TOKEN_KEY.to_owned(),
                 ByteString(b"abc123\n".to_vec()),
             )])),
             ..Secret::default()
@@ -109,7 +111,7 @@ mod tests {
         assert_eq!(token_of(&secret).as_deref(), Some("abc123"));
         let empty = Secret {
             data: Some(BTreeMap::from([(
-                TOKEN_KEY.to_owned(),
+                READER_TOKEN_KEY.to_owned(),
                 ByteString(Vec::new()),
             )])),
             ..Secret::default()

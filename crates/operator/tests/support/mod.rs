@@ -6,6 +6,9 @@
 //! watches.yaml label selector) and elects a leader on a Lease of its own,
 //! so tests run in parallel without seeing each other's stacks.
 //!
+//! A scenario that removes the CRD runs alone ([`TestEnv::exclusive`]): the
+//! others take the cluster shared and wait for it.
+//!
 //! When FLIGHTDECK_OPERATOR_KUBECONFIG is set (run.sh sets it), the operator
 //! authenticates as the `flightdeck-operator` ServiceAccount bound to
 //! config/rbac, so a permission missing there fails the tests.
@@ -32,6 +35,7 @@ use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
 };
 use serde_json::Value;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Label that scopes a test's stacks to that test's operator.
 pub const TEST_LABEL: &str = "flightdeck.dev/e2e";
@@ -40,20 +44,73 @@ pub const LEASE_NAMESPACE: &str = "flightdeck-system";
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The scenarios of one test binary share one cluster: most take it shared;
+/// one that removes the CRD (which deletes every stack) takes it alone.
+static CLUSTER: RwLock<()> = RwLock::const_new(());
+
+/// How a scenario holds the cluster, for as long as its [`TestEnv`] lives.
+enum ClusterUse {
+    Shared(RwLockReadGuard<'static, ()>),
+    Exclusive(RwLockWriteGuard<'static, ()>),
+}
+
+/// The CRD of the stack kind, as the API server names it.
+pub const CRD_NAME: &str = "inferencestacks.flightdeck.dev";
+
 /// Admin client (KUBECONFIG) and a namespace of this test's own.
 pub struct TestEnv {
     pub client: Client,
     pub namespace: String,
     /// Value of [`TEST_LABEL`] on this test's stacks.
     pub id: String,
+    _cluster: ClusterUse,
 }
 
 impl TestEnv {
+    /// A scenario sharing the cluster with the others; the CRD is installed.
     pub async fn new(test: &str) -> Self {
+        let cluster = ClusterUse::Shared(CLUSTER.read().await);
+        let env = Self::with(test, cluster).await;
+        ensure_crd(&env.client).await;
+        env
+    }
+
+    /// A scenario alone on the cluster (the others wait), which may remove
+    /// the CRD ([`Self::remove_crd`]); it must install it again before it
+    /// ends ([`Self::install_crd`]).
+    pub async fn exclusive(test: &str) -> Self {
+        let cluster = ClusterUse::Exclusive(CLUSTER.write().await);
+        Self::with(test, cluster).await
+    }
+
+    /// Deletes the stack kind's CRD (and so every stack) and waits until the
+    /// API server no longer has it.
+    pub async fn remove_crd(&self) {
+        assert!(
+            matches!(self._cluster, ClusterUse::Exclusive(_)),
+            "only an exclusive scenario may remove the CRD"
+        );
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        match crds.delete(CRD_NAME, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => panic!("delete CRD: {error}"),
+        }
+        wait_for("CRD removed", Duration::from_secs(120), || async {
+            crds.get_opt(CRD_NAME).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+
+    /// Installs the CRD (if absent) and waits until it is established.
+    pub async fn install_crd(&self) {
+        ensure_crd(&self.client).await;
+    }
+
+    async fn with(test: &str, cluster: ClusterUse) -> Self {
         let client = Client::try_default()
             .await
             .expect("KUBECONFIG must point at a running API server (run tests/operator/run.sh)");
-        ensure_crd(&client).await;
         ensure_namespace(&client, LEASE_NAMESPACE).await;
         let id = format!(
             "{test}-{:06x}",
@@ -65,6 +122,7 @@ impl TestEnv {
             client,
             namespace,
             id,
+            _cluster: cluster,
         }
     }
 
@@ -280,6 +338,16 @@ impl Operator {
         })
     }
 
+    /// /readyz's status code and body (None while the admin port is down).
+    pub async fn readyz(&self) -> Option<(u16, String)> {
+        http_request(&self.admin, "/readyz").await
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits until /readyz answers 200.
     pub async fn wait_ready(&self) {
         wait_for("operator /readyz", Duration::from_secs(60), || async {
@@ -325,6 +393,13 @@ fn free_port() -> u16 {
 
 /// Minimal HTTP/1.0 GET on loopback: 200 body or None.
 async fn http_get(address: &str, path: &str) -> Option<String> {
+    let (status, body) = http_request(address, path).await?;
+    (status == 200).then_some(body)
+}
+
+/// Minimal HTTP/1.0 GET on loopback: status code and body, or None when
+/// nothing answers.
+async fn http_request(address: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
     stream
@@ -334,8 +409,14 @@ async fn http_get(address: &str, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
-    let status_line = head.lines().next()?;
-    status_line.contains(" 200").then(|| body.to_owned())
+    let status = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((status, body.to_owned()))
 }
 
 /// Labels of the stack's children, per the contract.

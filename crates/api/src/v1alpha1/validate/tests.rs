@@ -1,13 +1,22 @@
 use super::*;
 use crate::v1alpha1::InferenceStack;
 
+/// The stack as the API server stores it: in a namespace, with a uid.
 fn stack(yaml: &str) -> InferenceStack {
+    let mut stack = raw(yaml);
+    stack.metadata.namespace.get_or_insert_with(|| "llm".into());
+    stack.metadata.uid.get_or_insert_with(|| "uid-1".into());
+    stack
+}
+
+/// The stack exactly as written.
+fn raw(yaml: &str) -> InferenceStack {
     serde_yaml::from_str(yaml).expect("test fixture parses")
 }
 
 fn paths(stack: &InferenceStack) -> Vec<String> {
     match validate(stack) {
-        Ok(()) => Vec::new(),
+        Ok(_) => Vec::new(),
         Err(errors) => errors.into_iter().map(|e| e.path).collect(),
     }
 }
@@ -26,7 +35,12 @@ spec:
 #[test]
 fn minimal_stack_is_valid_and_defaulted() {
     let stack = stack(MINIMAL);
-    assert_eq!(validate(&stack), Ok(()));
+    let valid = validate(&stack).expect("valid");
+    assert_eq!(
+        (valid.name(), valid.namespace(), valid.uid()),
+        ("demo", "llm", "uid-1")
+    );
+    assert_eq!(valid.spec(), &stack.spec);
     let app = &stack.spec.applications["llama-1b"];
     assert_eq!(app.replicas, 1);
     assert_eq!(app.reader_config.max_batch_size, 16);
@@ -92,6 +106,16 @@ spec:
         "spec.applications.llama-1b.readerConfig.maxBatchSize: must be between 1 and 4096, got 0"
     );
     assert!(errors[8].message.contains("duplicate"));
+}
+
+#[test]
+fn namespace_and_uid_are_required_for_owned_objects() {
+    let errors = validate(&raw("metadata: {name: demo}\nspec: {}\n")).expect_err("no metadata");
+    let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(got, vec!["metadata.namespace", "metadata.uid"]);
+    assert!(errors[1].message.contains("API server"), "{}", errors[1]);
+    let empty = raw("metadata: {name: demo, namespace: '', uid: ''}\nspec: {}\n");
+    assert_eq!(paths(&empty), vec!["metadata.namespace", "metadata.uid"]);
 }
 
 #[test]
