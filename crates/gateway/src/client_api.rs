@@ -17,6 +17,7 @@ use crate::error::GatewayError;
 use crate::relay;
 use crate::routes::RoutingFields;
 use crate::state::SharedState;
+use crate::tokens::TokenSink;
 
 /// Events buffered between a reader's upload and the client: enough to keep
 /// the upload busy while the client socket drains, small enough that a slow
@@ -132,7 +133,8 @@ async fn relay_request(
                 .time_to_first_byte
                 .with_label_values(&[group.as_ref()])
                 .observe(started.elapsed().as_secs_f64());
-            relay::respond(head, receiver).await
+            let tokens = TokenSink::new(state.metrics.clone(), model, group.clone());
+            relay::respond(head, receiver, tokens).await
         }
         Some(ClientEvent::Failed(error)) => Err(error),
         Some(ClientEvent::Chunk(_) | ClientEvent::End) | None => Err(GatewayError::ReaderLost {

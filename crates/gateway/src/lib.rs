@@ -17,6 +17,7 @@ pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tokens;
 
 pub use cli::Args;
 pub use error::GatewayError;

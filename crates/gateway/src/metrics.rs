@@ -25,6 +25,8 @@ pub struct Metrics {
     pub redeliveries: IntCounterVec,
     pub abandoned: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub prompt_tokens: IntCounterVec,
+    pub completion_tokens: IntCounterVec,
 }
 
 impl Metrics {
@@ -98,6 +100,22 @@ impl Metrics {
                 "flightdeck_gateway_config_reloads_total",
                 "Configuration loads by result (ok, error).",
                 &["result"],
+            )?,
+            prompt_tokens: counter(
+                "flightdeck_gateway_prompt_tokens_total",
+                "Prompt tokens by model and consumer group, from the usage object of the engine's \
+                 answer: JSON answers, and streams whose client set stream_options.include_usage \
+                 (streams without usage add none).",
+                &["model", "group"],
+            )?,
+            completion_tokens: counter(
+                "flightdeck_gateway_completion_tokens_total",
+                "Completion tokens by model and consumer group: the usage object of the engine's \
+                 answer when it carries one; otherwise, for streams, one per generated piece the \
+                 engine sent (a non-empty delta content, reasoning or tool-call arguments, or \
+                 completions text): exact for engines that stream token by token, an undercount \
+                 for engines that send several tokens per event.",
+                &["model", "group"],
             )?,
             registry,
         })

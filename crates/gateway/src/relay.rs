@@ -4,6 +4,8 @@
 //! reader fails after the first byte the stream ends with an SSE error event,
 //! never a silent truncation. Other answers (JSON) are collected first, so a
 //! reader failure mid-body can still become a clean 502.
+//!
+//! Both paths count the answer's tokens on the way (`crate::tokens`).
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,17 +16,19 @@ use tokio::sync::mpsc;
 
 use crate::broker::ClientEvent;
 use crate::error::GatewayError;
+use crate::tokens::{StreamTally, TokenSink};
 use flightdeck_protocol::pull::UploadHead;
 
 pub async fn respond(
     head: UploadHead,
     mut events: mpsc::Receiver<ClientEvent>,
+    tokens: TokenSink,
 ) -> Result<Response, GatewayError> {
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = head.content_type.as_deref().unwrap_or("application/json");
     let streaming = content_type.starts_with("text/event-stream");
     let body = if streaming {
-        Body::from_stream(sse_stream(events))
+        Body::from_stream(sse_stream(events, tokens.stream()))
     } else {
         let mut collected = BytesMut::new();
         loop {
@@ -38,6 +42,9 @@ pub async fn respond(
                     })
                 }
             }
+        }
+        if status.is_success() {
+            tokens.count_json(&collected);
         }
         Body::from(collected.freeze())
     };
@@ -54,15 +61,20 @@ pub async fn respond(
     Ok(response)
 }
 
-/// Chunks as they come; an error or a vanished upload becomes a final SSE
-/// error event.
+/// Chunks as they come, tallied on the way; an error or a vanished upload
+/// becomes a final SSE error event. The tally adds its counts when the
+/// stream ends or the client drops it.
 fn sse_stream(
     events: mpsc::Receiver<ClientEvent>,
+    tally: StreamTally,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
+    stream::unfold(Some((events, tally)), |state| async move {
+        let (mut events, mut tally) = state?;
         match events.recv().await {
-            Some(ClientEvent::Chunk(chunk)) => Some((Ok(chunk), Some(events))),
+            Some(ClientEvent::Chunk(chunk)) => {
+                tally.scan(&chunk);
+                Some((Ok(chunk), Some((events, tally))))
+            }
             Some(ClientEvent::End) => None,
             Some(ClientEvent::Failed(error)) => Some((Ok(error.sse_event()), None)),
             Some(ClientEvent::Head(_)) | None => {

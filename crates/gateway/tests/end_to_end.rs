@@ -1,99 +1,55 @@
 //! Gateway and reader together, in-process but over real loopback sockets,
-//! against a tiny OpenAI-style engine defined here: the whole data path
-//! (client -> gateway queue -> reader long-poll -> engine -> streamed upload
-//! -> client), including cancellation and several gateways.
+//! against the real test engine (`flightdeck_test_engine`, the same code as
+//! the `flightdeck-test-engine` binary): the whole data path (client ->
+//! gateway queue -> reader long-poll -> engine -> streamed upload -> client),
+//! including cancellation, several gateways and the token counters.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use clap::Parser;
 use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
 use futures::StreamExt;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const TOKEN: &str = "e2e-token";
+const MODEL: &str = "smollm2";
 
-#[derive(Default)]
-struct EngineStats {
-    requests: AtomicUsize,
-    /// Streams the engine started but whose client (the reader) went away.
-    cancelled: AtomicUsize,
+/// A test engine served on a loopback port for the rest of the test.
+struct Engine {
+    url: String,
+    engine: Arc<flightdeck_test_engine::Engine>,
 }
 
-/// Counts a stream as cancelled unless it ran to the end.
-struct CancelProbe {
-    stats: Arc<EngineStats>,
-    finished: bool,
-}
-
-impl Drop for CancelProbe {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.stats.cancelled.fetch_add(1, Ordering::SeqCst);
-        }
+impl Engine {
+    fn stats(&self) -> flightdeck_test_engine::StatsSnapshot {
+        self.engine.stats()
     }
 }
 
-async fn engine_chat(State(stats): State<Arc<EngineStats>>, body: Bytes) -> Response {
-    stats.requests.fetch_add(1, Ordering::SeqCst);
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let tokens = request["max_tokens"].as_u64().unwrap_or(5) as usize;
-    let delay = Duration::from_millis(request["delay_ms"].as_u64().unwrap_or(10));
-    if request["stream"].as_bool() != Some(true) {
-        let answer = serde_json::json!({
-            "id": "chatcmpl-e2e", "object": "chat.completion", "model": request["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "tok ".repeat(tokens)}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": tokens, "total_tokens": tokens + 3}
-        });
-        return (
-            [(header::CONTENT_TYPE, "application/json")],
-            answer.to_string(),
-        )
-            .into_response();
-    }
-    let probe = CancelProbe {
-        stats,
-        finished: false,
-    };
-    let stream = futures::stream::unfold((0usize, probe), move |(i, mut probe)| async move {
-        if i > tokens {
-            return None;
-        }
-        tokio::time::sleep(delay).await;
-        let event = if i == tokens {
-            probe.finished = true;
-            "data: [DONE]\n\n".to_string()
-        } else {
-            format!("data: {{\"id\":\"chatcmpl-e2e\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n")
-        };
-        Some((Ok::<_, std::io::Error>(Bytes::from(event)), (i + 1, probe)))
-    });
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(stream),
-    )
-        .into_response()
-}
-
-async fn start_engine() -> (String, Arc<EngineStats>) {
-    let stats = Arc::new(EngineStats::default());
-    let app = Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/v1/chat/completions", post(engine_chat))
-        .with_state(stats.clone());
+/// The test engine serving `smollm2`, with the given pace.
+async fn start_engine(ttft_ms: u64, token_delay_ms: u64) -> Engine {
+    let engine = Arc::new(flightdeck_test_engine::Engine::new(
+        &flightdeck_test_engine::Config {
+            models: vec![MODEL.into()],
+            ttft_ms,
+            token_delay_ms,
+            ..flightdeck_test_engine::Config::default()
+        },
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind engine");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, stats)
+    tokio::spawn(flightdeck_test_engine::serve(
+        listener,
+        Arc::clone(&engine),
+        std::future::pending(),
+    ));
+    Engine { url, engine }
 }
 
 struct Gateway {
@@ -130,7 +86,7 @@ async fn start_gateway() -> Gateway {
     config.queue.max_depth = 1024;
     config.queue.request_timeout_seconds = 30;
     config.models.insert(
-        "smollm2".into(),
+        MODEL.into(),
         ModelRoute {
             consumer_groups: vec!["cpu".into()],
             engine: None,
@@ -179,7 +135,7 @@ struct Reader {
     done: tokio::task::JoinHandle<Result<(), flightdeck_reader::ReaderError>>,
 }
 
-async fn start_reader(gateways: &[&Gateway], engine: &str, capacity: u32) -> Reader {
+async fn start_reader(gateways: &[&Gateway], engine: &Engine, capacity: u32) -> Reader {
     let urls: Vec<&str> = gateways.iter().map(|g| g.reader_url.as_str()).collect();
     let capacity = capacity.to_string();
     let args = flightdeck_reader::Args::parse_from([
@@ -189,7 +145,7 @@ async fn start_reader(gateways: &[&Gateway], engine: &str, capacity: u32) -> Rea
         "--consumer-groups",
         "cpu",
         "--engine-url",
-        engine,
+        &engine.url,
         "--capacity",
         &capacity,
         "--reader-token",
@@ -224,27 +180,57 @@ async fn chat(gateway: &Gateway, body: serde_json::Value) -> reqwest::Response {
         .expect("gateway answers")
 }
 
+/// A chat request for `max_tokens` tokens answering `prompt`.
+fn chat_body(prompt: &str, max_tokens: u32, stream: bool) -> serde_json::Value {
+    json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    })
+}
+
+/// The text of a streamed chat or completions answer: its content pieces in
+/// order. Panics on a data line that is not JSON.
+fn streamed_text(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| {
+            let chunk: serde_json::Value = serde_json::from_str(data).expect("JSON event");
+            let choice = &chunk["choices"][0];
+            choice["delta"]["content"]
+                .as_str()
+                .or(choice["text"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Reads the stream to its end.
+async fn body_text(response: reqwest::Response) -> String {
+    let mut text = String::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        text.push_str(std::str::from_utf8(&chunk.expect("bytes")).expect("utf8"));
+    }
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_streaming_and_streaming_answers_come_back_as_the_engine_sent_them() {
-    let (engine, stats) = start_engine().await;
+    let engine = start_engine(0, 30).await;
     let gateway = start_gateway().await;
     let _reader = start_reader(&[&gateway], &engine, 2).await;
 
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "messages": [], "max_tokens": 3}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("a b", 3, false)).await;
     assert_eq!(response.status(), 200);
     let value: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(value["choices"][0]["message"]["content"], "tok tok tok ");
+    assert_eq!(value["choices"][0]["message"]["content"], "a b a");
     assert_eq!(value["usage"]["completion_tokens"], 3);
 
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 4, "delay_ms": 30}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("x y", 4, true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -260,32 +246,24 @@ async fn non_streaming_and_streaming_answers_come_back_as_the_engine_sent_them()
     while let Some(chunk) = chunks.next().await {
         text.push_str(std::str::from_utf8(&chunk.expect("bytes")).expect("utf8"));
     }
-    for i in 0..4 {
-        assert!(
-            text.contains(&format!("tok{i} ")),
-            "token {i} missing in {text}"
-        );
-    }
+    assert_eq!(streamed_text(&text), "x y x y", "{text}");
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert_eq!(stats.requests.load(Ordering::SeqCst), 2);
+    let stats = engine.stats();
+    assert_eq!((stats.started, stats.completed), (2, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_cancels_the_engine_request() {
-    let (engine, stats) = start_engine().await;
+    let engine = start_engine(0, 20).await;
     let gateway = start_gateway().await;
     let _reader = start_reader(&[&gateway], &engine, 1).await;
 
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 500, "delay_ms": 20}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("long", 500, true)).await;
     let mut chunks = response.bytes_stream();
     let _first = chunks.next().await.expect("first chunk").expect("bytes");
     drop(chunks);
     let mut waited = Duration::ZERO;
-    while stats.cancelled.load(Ordering::SeqCst) == 0 {
+    while engine.stats().cancelled == 0 {
         assert!(
             waited < Duration::from_secs(10),
             "the engine never saw the cancellation"
@@ -294,17 +272,14 @@ async fn a_client_that_leaves_cancels_the_engine_request() {
         waited += Duration::from_millis(20);
     }
     // The slot is free again: the next request is served.
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "max_tokens": 1}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("short", 1, false)).await;
     assert_eq!(response.status(), 200);
+    assert_eq!(engine.stats().completed, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_reader_serves_every_gateway() {
-    let (engine, stats) = start_engine().await;
+    let engine = start_engine(0, 10).await;
     let first = start_gateway().await;
     let second = start_gateway().await;
     let _reader = start_reader(&[&first, &second], &engine, 1).await;
@@ -312,30 +287,36 @@ async fn one_reader_serves_every_gateway() {
     let mut calls = Vec::new();
     for i in 0..6 {
         let gateway = if i % 2 == 0 { &first } else { &second };
-        calls.push(chat(
-            gateway,
-            serde_json::json!({"model": "smollm2", "max_tokens": 2, "stream": i % 3 == 0}),
-        ));
+        calls.push(chat(gateway, chat_body(&format!("w{i}"), 2, i % 3 == 0)));
     }
-    for response in futures::future::join_all(calls).await {
+    for (i, response) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(response.status(), 200);
         let body = response.text().await.expect("body");
-        assert!(body.contains("tok"), "{body}");
+        let text = if i % 3 == 0 {
+            streamed_text(&body)
+        } else {
+            let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+            value["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(text, format!("w{i} w{i}"), "request {i}: {body}");
     }
-    assert_eq!(stats.requests.load(Ordering::SeqCst), 6);
+    assert_eq!(engine.stats().started, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_shutdown_finishes_the_stream_it_holds() {
-    let (engine, _stats) = start_engine().await;
+    let engine = start_engine(0, 30).await;
     let mut gateway = start_gateway().await;
     let mut reader = start_reader(&[&gateway], &engine, 1).await;
 
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 10, "delay_ms": 30}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("drain", 10, true)).await;
     let mut chunks = response.bytes_stream();
     let mut text = String::from_utf8(chunks.next().await.expect("first").expect("bytes").to_vec())
         .expect("utf8");
@@ -349,6 +330,7 @@ async fn reader_shutdown_finishes_the_stream_it_holds() {
         text.ends_with("data: [DONE]\n\n"),
         "the in-flight stream completes: {text}"
     );
+    assert_eq!(streamed_text(&text), ["drain"; 10].join(" "));
     let finished = tokio::time::timeout(Duration::from_secs(10), &mut reader.done).await;
     assert!(
         matches!(finished, Ok(Ok(Ok(())))),
@@ -361,15 +343,11 @@ async fn reader_shutdown_finishes_the_stream_it_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_shutdown_finishes_in_flight_streams() {
-    let (engine, _stats) = start_engine().await;
+    let engine = start_engine(0, 30).await;
     let mut gateway = start_gateway().await;
     let _reader = start_reader(&[&gateway], &engine, 1).await;
 
-    let response = chat(
-        &gateway,
-        serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 10, "delay_ms": 30}),
-    )
-    .await;
+    let response = chat(&gateway, chat_body("drain", 10, true)).await;
     let mut chunks = response.bytes_stream();
     let mut text = String::from_utf8(chunks.next().await.expect("first").expect("bytes").to_vec())
         .expect("utf8");
@@ -383,6 +361,7 @@ async fn gateway_shutdown_finishes_in_flight_streams() {
         text.ends_with("data: [DONE]\n\n"),
         "the in-flight stream completes: {text}"
     );
+    assert_eq!(streamed_text(&text), ["drain"; 10].join(" "));
     let finished = tokio::time::timeout(Duration::from_secs(10), &mut gateway.done).await;
     assert!(
         matches!(finished, Ok(Ok(Ok(())))),
@@ -444,17 +423,109 @@ async fn a_changed_config_file_is_applied_without_a_restart() {
 async fn a_large_batch_reader_runs_all_its_slots_over_one_connection() {
     // 240 slots: their long-polls and uploads all share one HTTP/2
     // connection to the gateway (vLLM batch sizes reach 256).
-    let (engine, stats) = start_engine().await;
+    let engine = start_engine(200, 0).await;
     let gateway = start_gateway().await;
     let _reader = start_reader(&[&gateway], &engine, 240).await;
-    let calls = (0..240).map(|_| {
-        chat(&gateway, serde_json::json!({"model": "smollm2", "stream": true, "max_tokens": 3, "delay_ms": 200}))
-    });
+    let calls = (0..240).map(|_| chat(&gateway, chat_body("batch", 3, true)));
     let responses = futures::future::join_all(calls).await;
     for response in responses {
         assert_eq!(response.status(), 200);
         let text = response.text().await.expect("body");
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert_eq!(streamed_text(&text), "batch batch batch");
     }
-    assert_eq!(stats.requests.load(Ordering::SeqCst), 240);
+    assert_eq!(engine.stats().started, 240);
+}
+
+/// The value of `name{group="cpu",model="smollm2"}` on the gateway's
+/// /metrics (0 while the series does not exist yet).
+async fn token_counter(gateway: &Gateway, name: &str) -> u64 {
+    let text = client()
+        .get(format!("{}/metrics", gateway.client_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|rest| rest.split_once("} "))
+        .filter(|(labels, _)| {
+            let mut labels: Vec<&str> = labels.split(',').collect();
+            labels.sort_unstable();
+            labels == [r#"group="cpu""#, r#"model="smollm2""#]
+        })
+        .map(|(_, value)| value.trim().parse::<u64>().expect("a counter value"))
+        .next()
+        .unwrap_or(0)
+}
+
+/// Waits until the prompt and completion counters read `expected` (a stream
+/// adds its counts as its last bytes leave the gateway).
+async fn expect_tokens(gateway: &Gateway, expected: (u64, u64), what: &str) {
+    let mut waited = Duration::ZERO;
+    loop {
+        let counts = (
+            token_counter(gateway, "flightdeck_gateway_prompt_tokens_total").await,
+            token_counter(gateway, "flightdeck_gateway_completion_tokens_total").await,
+        );
+        if counts == expected {
+            return;
+        }
+        assert!(
+            waited < Duration::from_secs(5),
+            "{what}: (prompt, completion) tokens are {counts:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_counters_follow_the_engine_usage_or_the_stream() {
+    let engine = start_engine(0, 0).await;
+    let gateway = start_gateway().await;
+    let _reader = start_reader(&[&gateway], &engine, 2).await;
+    expect_tokens(&gateway, (0, 0), "before any request").await;
+
+    // A JSON answer: its usage object (the test engine counts prompt words).
+    let response = chat(&gateway, chat_body("a b c", 4, false)).await;
+    let value: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(value["usage"]["prompt_tokens"], 3);
+    expect_tokens(&gateway, (3, 4), "non-streamed answer with usage").await;
+
+    // A stream whose client asked for usage: the final usage chunk.
+    let mut body = chat_body("a b", 5, true);
+    body["stream_options"] = json!({"include_usage": true});
+    let text = body_text(chat(&gateway, body).await).await;
+    assert!(text.contains(r#""completion_tokens":5"#), "{text}");
+    expect_tokens(&gateway, (5, 9), "stream with include_usage").await;
+
+    // A stream without usage: one token per content piece (the opening
+    // role-only chunk is none).
+    let text = body_text(chat(&gateway, chat_body("q", 6, true)).await).await;
+    assert!(!text.contains("usage"), "{text}");
+    assert_eq!(streamed_text(&text), "q q q q q q");
+    expect_tokens(&gateway, (5, 15), "chat stream without usage").await;
+
+    // Completions stream text pieces the same way.
+    let response = client()
+        .post(format!("{}/v1/completions", gateway.client_url))
+        .json(&json!({"model": MODEL, "prompt": "p", "max_tokens": 2, "stream": true}))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(streamed_text(&body_text(response).await), "p p");
+    expect_tokens(&gateway, (5, 17), "completions stream without usage").await;
+
+    // Embeddings carry prompt tokens only.
+    let response = client()
+        .post(format!("{}/v1/embeddings", gateway.client_url))
+        .json(&json!({"model": MODEL, "input": "one two three four"}))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), 200);
+    expect_tokens(&gateway, (9, 17), "embeddings").await;
 }

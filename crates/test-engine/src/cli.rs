@@ -1,4 +1,5 @@
-//! Command line of `flightdeck-test-engine`.
+//! Command line of `flightdeck-test-engine`, and the engine settings it
+//! shares with code that embeds the engine (`Config`).
 
 use std::net::SocketAddr;
 
@@ -13,6 +14,22 @@ pub struct Args {
     /// Address to serve the OpenAI API, /health and /stats on.
     #[arg(long, env = "TEST_ENGINE_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub engine: Config,
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    #[arg(
+        long,
+        env = "FLIGHTDECK_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub log_format: flightdeck_runtime::LogFormat,
+}
+
+/// How the engine answers: models, pace, concurrency and injected faults.
+/// `Config::default()` equals the command line's defaults.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct Config {
     /// Model name served (repeatable); requests naming another model get 404.
     #[arg(long = "model", default_value = "test-model")]
     pub models: Vec<String>,
@@ -41,12 +58,48 @@ pub struct Args {
     /// Length of the vectors /v1/embeddings returns (unless `dimensions` asks).
     #[arg(long, default_value_t = 8)]
     pub embedding_dim: usize,
-    /// Log format: auto (JSON unless stderr is a terminal), json or text.
-    #[arg(
-        long,
-        env = "FLIGHTDECK_LOG_FORMAT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub log_format: flightdeck_runtime::LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            models: vec!["test-model".to_owned()],
+            ttft_ms: 0,
+            token_delay_ms: 0,
+            tokens: 16,
+            max_concurrency: 0,
+            reject_when_busy: false,
+            fail_after_tokens: None,
+            embedding_dim: 8,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_the_command_line_default() {
+        let args = Args::parse_from(["flightdeck-test-engine"]);
+        assert_eq!(args.engine, Config::default());
+    }
+
+    #[test]
+    fn engine_flags_land_in_the_config() {
+        let args = Args::parse_from([
+            "flightdeck-test-engine",
+            "--model",
+            "a",
+            "--model",
+            "b",
+            "--token-delay-ms",
+            "5",
+            "--fail-after-tokens",
+            "3",
+        ]);
+        assert_eq!(args.engine.models, ["a", "b"]);
+        assert_eq!(args.engine.token_delay_ms, 5);
+        assert_eq!(args.engine.fail_after_tokens, Some(3));
+    }
 }

@@ -1,28 +1,16 @@
-//! `flightdeck-test-engine`: a deterministic OpenAI-compatible engine for the
-//! data-path scenarios and benchmarks (see `generation` for the answer rule,
-//! `stats` for what GET /stats reports).
-
-mod cli;
-mod embeddings;
-mod error;
-mod generation;
-mod protocol;
-mod routes;
-mod stats;
+//! `flightdeck-test-engine`: the command line over `flightdeck_test_engine`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-
-use crate::cli::Args;
-use crate::error::EngineError;
+use flightdeck_test_engine::{serve, Args, Engine, EngineError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     flightdeck_runtime::logging::init(args.log_format);
-    match serve(args).await {
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
@@ -31,25 +19,23 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: Args) -> Result<(), EngineError> {
+async fn run(args: Args) -> Result<(), EngineError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| EngineError::Bind {
             addr: args.listen,
             source,
         })?;
+    let config = &args.engine;
     tracing::info!(
         listen = %args.listen,
-        models = ?args.models,
-        ttft_ms = args.ttft_ms,
-        token_delay_ms = args.token_delay_ms,
-        tokens = args.tokens,
-        max_concurrency = args.max_concurrency,
+        models = ?config.models,
+        ttft_ms = config.ttft_ms,
+        token_delay_ms = config.token_delay_ms,
+        tokens = config.tokens,
+        max_concurrency = config.max_concurrency,
         "test engine serving"
     );
-    let app = routes::router(Arc::new(routes::Engine::new(&args)));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(flightdeck_runtime::shutdown::signal())
-        .await
-        .map_err(EngineError::Serve)
+    let engine = Arc::new(Engine::new(config));
+    serve(listener, engine, flightdeck_runtime::shutdown::signal()).await
 }

@@ -15,14 +15,14 @@ use futures::stream::{self, BoxStream, Stream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use crate::cli::Args;
+use crate::cli::Config;
 use crate::embeddings;
 use crate::error::EngineError;
 use crate::generation::{generate, Piece, Plan, Timing};
 use crate::protocol::{self, ChatRequest, CompletionRequest, EmbeddingRequest};
-use crate::stats::{RequestGuard, Stats};
+use crate::stats::{RequestGuard, Stats, StatsSnapshot};
 
-/// Everything the handlers share.
+/// Everything the handlers share: one engine, served by `router`.
 pub struct Engine {
     models: Vec<String>,
     default_tokens: u32,
@@ -37,23 +37,28 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(args: &Args) -> Self {
+    pub fn new(config: &Config) -> Self {
         Self {
-            models: args.models.clone(),
-            default_tokens: args.tokens,
+            models: config.models.clone(),
+            default_tokens: config.tokens,
             timing: Timing {
-                ttft: Duration::from_millis(args.ttft_ms),
-                token_delay: Duration::from_millis(args.token_delay_ms),
-                fail_after_tokens: args.fail_after_tokens,
+                ttft: Duration::from_millis(config.ttft_ms),
+                token_delay: Duration::from_millis(config.token_delay_ms),
+                fail_after_tokens: config.fail_after_tokens,
             },
-            embedding_dim: args.embedding_dim,
-            slots: (args.max_concurrency > 0)
-                .then(|| Arc::new(Semaphore::new(args.max_concurrency))),
-            max_concurrency: args.max_concurrency,
-            reject_when_busy: args.reject_when_busy,
+            embedding_dim: config.embedding_dim,
+            slots: (config.max_concurrency > 0)
+                .then(|| Arc::new(Semaphore::new(config.max_concurrency))),
+            max_concurrency: config.max_concurrency,
+            reject_when_busy: config.reject_when_busy,
             stats: Arc::new(Stats::default()),
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// What GET /stats would answer now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
     }
 
     fn check_model(&self, model: &str) -> Result<(), EngineError> {
@@ -92,6 +97,8 @@ impl Engine {
     }
 }
 
+/// The engine's HTTP API: the OpenAI endpoints, /health, /stats and
+/// /stats/reset.
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -386,11 +393,11 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn stats(State(engine): State<Arc<Engine>>) -> Json<crate::stats::StatsSnapshot> {
+async fn stats(State(engine): State<Arc<Engine>>) -> Json<StatsSnapshot> {
     Json(engine.stats.snapshot())
 }
 
-async fn reset_stats(State(engine): State<Arc<Engine>>) -> Json<crate::stats::StatsSnapshot> {
+async fn reset_stats(State(engine): State<Arc<Engine>>) -> Json<StatsSnapshot> {
     engine.stats.reset();
     Json(engine.stats.snapshot())
 }

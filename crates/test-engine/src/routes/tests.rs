@@ -22,7 +22,7 @@ fn engine(extra: &[&str]) -> Arc<Engine> {
         "4",
     ];
     argv.extend_from_slice(extra);
-    Arc::new(Engine::new(&Args::parse_from(argv)))
+    Arc::new(Engine::new(&Args::parse_from(argv).engine))
 }
 
 async fn call(
