@@ -39,13 +39,6 @@ pub struct Args {
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, env = "FLIGHTDECK_SHUTDOWN_GRACE_SECONDS", default_value_t = 25)]
     pub shutdown_grace_seconds: u64,
-    /// Log format: auto (JSON unless stderr is a terminal), json or text.
-    /// The filter comes from RUST_LOG.
-    #[arg(
-        long,
-        env = "FLIGHTDECK_LOG_FORMAT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub log_format: flightdeck_runtime::LogFormat,
+    #[command(flatten)]
+    pub log: flightdeck_runtime::LogArgs,
 }

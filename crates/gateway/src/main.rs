@@ -4,7 +4,7 @@ use flightdeck_gateway::{run, Args};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    flightdeck_runtime::logging::init(args.log_format);
+    args.log.init();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -4,7 +4,7 @@ use flightdeck_reader::{run, Args};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let log = flightdeck_runtime::logging::init(args.log_format);
+    let log = args.log.init();
     match run(args, log).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

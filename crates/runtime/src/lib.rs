@@ -11,4 +11,4 @@ pub mod admin;
 pub mod logging;
 pub mod shutdown;
 
-pub use logging::{LogFormat, LogHandle};
+pub use logging::{LogArgs, LogFormat, LogHandle};

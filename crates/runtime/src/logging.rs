@@ -43,6 +43,30 @@ impl LogFormat {
     }
 }
 
+/// `--log-format`, flattened into every binary's flags
+/// (`#[command(flatten)] log: LogArgs`), so the flag and its variable are the
+/// same everywhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct LogArgs {
+    /// Log format: auto (JSON unless stderr is a terminal), json or text.
+    /// The filter comes from RUST_LOG; where the process has an admin port,
+    /// `PUT /log-level` changes it at run time.
+    #[arg(
+        long,
+        env = "FLIGHTDECK_LOG_FORMAT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub log_format: LogFormat,
+}
+
+impl LogArgs {
+    /// [`init`] with this format.
+    pub fn init(self) -> LogHandle {
+        init(self.log_format)
+    }
+}
+
 /// A filter directive string that `EnvFilter` does not accept.
 #[derive(Debug, Error)]
 #[error("invalid log filter {directives:?}: {source}")]

@@ -16,14 +16,8 @@ pub struct Args {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub engine: Config,
-    /// Log format: auto (JSON unless stderr is a terminal), json or text.
-    #[arg(
-        long,
-        env = "FLIGHTDECK_LOG_FORMAT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub log_format: flightdeck_runtime::LogFormat,
+    #[command(flatten)]
+    pub log: flightdeck_runtime::LogArgs,
 }
 
 /// How the engine answers: models, pace, concurrency and injected faults.

@@ -9,7 +9,7 @@ use flightdeck_test_engine::{serve, Args, Engine, EngineError};
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    flightdeck_runtime::logging::init(args.log_format);
+    args.log.init();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
