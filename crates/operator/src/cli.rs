@@ -6,8 +6,7 @@ use clap::Parser;
 
 use flightdeck_api::watches::parse_duration;
 use flightdeck_build::{DEFAULT_GATEWAY_IMAGE, DEFAULT_READER_IMAGE};
-
-use flightdeck_runtime::LogFormat;
+use flightdeck_runtime::LogArgs;
 
 /// The Flightdeck operator: turns InferenceStacks into gateways and model
 /// servers.
@@ -53,16 +52,8 @@ pub struct Cli {
     #[arg(long, env = "FLIGHTDECK_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: std::time::Duration,
 
-    /// Log format: auto (JSON unless stderr is a terminal), json or text.
-    /// The filter comes from RUST_LOG and can be changed at run time with
-    /// `PUT /log-level` on the admin port.
-    #[arg(
-        long,
-        env = "FLIGHTDECK_LOG_FORMAT",
-        value_enum,
-        default_value = "auto"
-    )]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[cfg(test)]

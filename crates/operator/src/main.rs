@@ -8,7 +8,7 @@ use flightdeck_operator::{cli::Cli, runtime};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = flightdeck_runtime::logging::init(cli.log_format);
+    let log = cli.log.init();
     match runtime::run(cli, log).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
