@@ -22,6 +22,25 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{error::ReconcileError, metrics::Metrics};
 
+/// A namespaced object the operator applies for a stack.
+pub trait Child:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+{
+}
+
+impl<K> Child for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+{
+}
+
 /// The one field manager of every write this operator makes.
 pub const FIELD_MANAGER: &str = "flightdeck-operator";
 
@@ -85,14 +104,7 @@ impl<'a> Applier<'a> {
     }
 
     /// Applies one object and returns it as stored (with its status).
-    pub async fn apply<K>(&mut self, mut object: K) -> Result<K, ReconcileError>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Serialize
-            + DeserializeOwned
-            + Clone
-            + Debug,
-    {
+    pub async fn apply<K: Child>(&mut self, mut object: K) -> Result<K, ReconcileError> {
         let kind = K::kind(&()).into_owned();
         let name = object.meta().name.clone().unwrap_or_default();
         self.record.kind::<K>().insert(name.clone());
@@ -124,11 +136,7 @@ impl<'a> Applier<'a> {
     /// removed).
     pub async fn apply_all<K, I>(&mut self, objects: I) -> Result<Vec<K>, ReconcileError>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Serialize
-            + DeserializeOwned
-            + Clone
-            + Debug,
+        K: Child,
         I: IntoIterator<Item = K>,
     {
         self.record.kind::<K>();
