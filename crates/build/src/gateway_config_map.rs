@@ -27,6 +27,7 @@ pub fn gateway_config(stack: &ValidStack) -> GatewayConfig {
             .or_insert_with(|| ModelRoute {
                 consumer_groups: Vec::new(),
                 engine: Some(app.engine.to_string()),
+                ..Default::default()
             });
         for group in app.effective_consumer_groups(name) {
             if !route.consumer_groups.contains(&group) {

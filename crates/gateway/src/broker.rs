@@ -588,6 +588,7 @@ mod tests {
                 ModelRoute {
                     consumer_groups: vec![group.to_string()],
                     engine: None,
+                    ..Default::default()
                 },
             );
         }

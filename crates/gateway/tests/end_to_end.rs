@@ -90,6 +90,7 @@ async fn start_gateway() -> Gateway {
         ModelRoute {
             consumer_groups: vec!["cpu".into()],
             engine: None,
+            ..Default::default()
         },
     );
     let config_path = dir.0.join("gateway.json");
@@ -378,6 +379,7 @@ async fn a_changed_config_file_is_applied_without_a_restart() {
         ModelRoute {
             consumer_groups: vec!["cpu".into()],
             engine: None,
+            ..Default::default()
         },
     );
     config.models.insert(
@@ -385,6 +387,7 @@ async fn a_changed_config_file_is_applied_without_a_restart() {
         ModelRoute {
             consumer_groups: vec!["gpu".into()],
             engine: Some("vllm".into()),
+            ..Default::default()
         },
     );
     // Replace the file the way a ConfigMap update does: write aside, rename over.

@@ -29,6 +29,7 @@ fn config(max_depth: u32, timeout_seconds: u32) -> GatewayConfig {
         ModelRoute {
             consumer_groups: vec!["cpu".into()],
             engine: Some("llamacpp".into()),
+            ..Default::default()
         },
     );
     config.models.insert(
@@ -36,6 +37,7 @@ fn config(max_depth: u32, timeout_seconds: u32) -> GatewayConfig {
         ModelRoute {
             consumer_groups: vec!["cpu".into()],
             engine: None,
+            ..Default::default()
         },
     );
     config

@@ -55,6 +55,24 @@ pub struct ModelRoute {
     /// The engine kind behind the model (informational, shown in /v1/models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// What the model serves; the gateway answers an OpenAI-style 404 for a
+    /// route the model does not serve instead of relaying it to an engine
+    /// that lacks it (llama-server without `--embeddings`, TGI, ...).
+    #[serde(default)]
+    pub task: Task,
+}
+
+/// What an application's model serves: text generation (chat and
+/// completions) or embeddings. An engine started for one does not serve the
+/// other's routes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// `/v1/chat/completions` and `/v1/completions`.
+    #[default]
+    Generate,
+    /// `/v1/embeddings`.
+    Embed,
 }
 
 impl GatewayConfig {
@@ -83,6 +101,11 @@ mod tests {
         )
         .expect("valid config");
         assert_eq!(config.queue.max_redeliveries, 3);
+        assert_eq!(
+            config.models["smollm2"].task,
+            Task::Generate,
+            "task defaults to generate"
+        );
         assert_eq!(config.consumer_groups(), vec!["cpu", "gpu"]);
     }
 
