@@ -21,7 +21,7 @@ demo: ## Operator path end to end on a local control plane, then `flightdeck up`
 	tests/demo/run.sh
 
 .PHONY: test
-test: lint test-unit test-control-plane test-crd test-operator test-dataplane test-packaging test-readme ## Everything CI runs
+test: lint test-unit test-control-plane test-crd test-operator test-dataplane test-node test-packaging test-readme ## Everything CI runs
 
 ##@ Test steps
 
@@ -50,6 +50,10 @@ test-operator: ## Operator scenarios against a real API server
 test-dataplane: ## Gateway + reader + engines as real processes, official openai client
 	tests/dataplane/run.sh
 
+.PHONY: test-node
+test-node: ## Stacks on a real one-node Kubernetes (kubelet + containerd): pods that serve, rolls under load
+	tests/node/run.sh
+
 .PHONY: test-packaging
 test-packaging: ## Charts, kustomize, OLM bundle/catalog, images
 	tests/packaging/run.sh
@@ -68,11 +72,15 @@ generate: ## Regenerate the CRD, bundle, catalog and the README's API reference
 ##@ Benchmarks
 
 .PHONY: bench
-bench: bench-dataplane bench-operator ## All benchmarks (figures printed)
+bench: bench-dataplane bench-operator bench-node ## All benchmarks (figures printed)
 
 .PHONY: bench-dataplane
 bench-dataplane: ## Gateway+reader vs direct vs nginx; pull vs round-robin with a slow reader
 	tests/bench/dataplane.sh
+
+.PHONY: bench-node
+bench-node: ## On the node: apply -> first answer -> Ready, and rollouts under load (figures printed)
+	tests/node/run.sh -k 'first_answer or rolls or force_deleted or longer_than'
 
 .PHONY: bench-operator
 bench-operator: ## Apply 100 and 500 stacks to a real API server, print latency/RSS/idle writes
