@@ -1,7 +1,13 @@
 # shellcheck shell=bash
-# Building kube-apiserver and kube-controller-manager 1.20.2 from Debian's
+# Building Kubernetes 1.20.2 (kube-apiserver, kube-controller-manager, and for
+# the node mode kube-scheduler, kubelet and kube-proxy) from Debian's
 # kubernetes source package, once per machine, into the cache:
-#   $FLIGHTDECK_CACHE/local-k8s/1.20.2/bin/{kube-apiserver,kube-controller-manager,etcd}
+#   $FLIGHTDECK_CACHE/local-k8s/1.20.2/bin/{kube-*,kubelet,etcd}
+# All come from the same tree, recipe and Go; a cache holding only the older
+# two-binary build builds the three missing ones once, on the first node-mode
+# start (or `cluster.sh build`). Binaries already there are never replaced: a
+# running cluster's processes are recognised by /proc/PID/exe, which a
+# replaced file would turn into "... (deleted)" and orphan them.
 # Why 1.20.2: it is the newest full Kubernetes tree any reachable registry
 # carries (later Debian versions are stripped to kubectl). The tree does not
 # build as it comes, for three reasons handled in build_kubernetes below:
@@ -17,15 +23,26 @@ K8S_DEB_SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 K8S_ORIG_TARBALL=kubernetes_1.20.5+really1.20.2.orig.tar.gz
 K8S_ORIG_SHA256=b83c0780efb182d928dc63d46488a847f161f04e40a94b96bf5247dd671ecdfc
 
-binaries_present() {
-  [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] && [ -x "$BIN_DIR/etcd" ]
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+
+k8s_binaries_present() {
+  local cmd
+  for cmd in "${K8S_COMMANDS[@]}"; do [ -x "$BIN_DIR/$cmd" ] || return 1; done
 }
 
-# ensure_binaries: build or install whatever is missing. The flock on
+# binaries_present [node]: what a start needs; API-server-only mode needs
+# only the control plane, so it stays fast while a node build is missing.
+binaries_present() {
+  [ -x "$BIN_DIR/etcd" ] || return 1
+  if [ "${1:-}" = node ]; then k8s_binaries_present
+  else [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ]; fi
+}
+
+# ensure_binaries [node]: build or install whatever is missing. The flock on
 # .build.lock makes a second caller (another cluster, another script, the
 # lead's first build) wait for the running build instead of starting its own.
 ensure_binaries() {
-  binaries_present && return 0
+  binaries_present "${1:-}" && return 0
   ensure_tools
   mkdir -p "$VER_DIR"
   local lock_fd
@@ -35,9 +52,7 @@ ensure_binaries() {
     flock "$lock_fd"
   fi
   ensure_etcd
-  if [ ! -x "$BIN_DIR/kube-apiserver" ] || [ ! -x "$BIN_DIR/kube-controller-manager" ]; then
-    build_kubernetes
-  fi
+  if ! binaries_present "${1:-}"; then build_kubernetes; fi
   exec {lock_fd}>&-
 }
 
@@ -73,14 +88,17 @@ fetch_source() {
 }
 
 build_kubernetes() {
-  local go build_dir src log t0 reflect2_tmp reflect2
+  local go build_dir src log t0 reflect2_tmp reflect2 cmd
+  local -a missing=()
+  for cmd in "${K8S_COMMANDS[@]}"; do [ -x "$BIN_DIR/$cmd" ] || missing+=("$cmd"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
   go=$(find_go)
   build_dir=$VER_DIR/build
   src=$build_dir/gopath/src/k8s.io/kubernetes
   log=$VER_DIR/build.log
   t0=$(date +%s)
-  echo "flightdeck-cluster: one-time build of Kubernetes $K8S_VERSION with $("$go" version | awk '{print $3}')" \
-       "(about 10-20 min on 2 cores; log: $log)" >&2
+  echo "flightdeck-cluster: one-time build of Kubernetes $K8S_VERSION (${missing[*]}) with" \
+       "$("$go" version | awk '{print $3}') (about 10-20 min on 2 cores; log: $log)" >&2
   fetch_source "$VER_DIR/dl/$K8S_ORIG_TARBALL"
   chmod -R u+w "$build_dir" 2>/dev/null || true
   rm -rf "$build_dir"
@@ -129,13 +147,13 @@ build_kubernetes() {
       ldflags="$ldflags -X $vendored/$pkg.gitTreeState=clean -X $vendored/$pkg.buildDate=2021-01-13T00:00:00Z"
     done
     mkdir -p "$build_dir/out"
-    for cmd in kube-apiserver kube-controller-manager; do
+    for cmd in "${missing[@]}"; do
       echo "== go build ./cmd/$cmd"
       go build -tags selinux,notest -ldflags "$ldflags" -o "$build_dir/out/$cmd" "./cmd/$cmd" || exit 1
     done
   ) || die "building Kubernetes failed; see $log"
   mkdir -p "$BIN_DIR"
-  mv "$build_dir/out/kube-apiserver" "$build_dir/out/kube-controller-manager" "$BIN_DIR/"
+  for cmd in "${missing[@]}"; do mv "$build_dir/out/$cmd" "$BIN_DIR/"; done
   # The tree and Go's build cache are ~3 GB and not needed once the binaries exist.
   if [ -z "${FLIGHTDECK_CLUSTER_KEEP_BUILD:-}" ]; then
     chmod -R u+w "$build_dir" 2>/dev/null || true
