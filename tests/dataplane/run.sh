@@ -11,7 +11,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 bin=$("$repo/tests/lib/venv.sh" "$here/requirements.txt")
-# The real engine for test_real_engine.py (first run builds llama.cpp, ~7 min).
+# The real engine for test_real_engine.py: llama-server and SmolLM2 (the first
+# run builds llama-server from source, 10+ min on 2 cores; cached after).
 "$repo/tests/lib/llama.sh" install >/dev/null
 
 FLIGHTDECK_BIN_DIR=$("$repo/tests/lib/build.sh")
