@@ -9,7 +9,8 @@
 # Prints one "ok"/"not ok" line per check; exits non-zero if any check fails.
 # Before any of that, every shell script of the project (tests/, .ci/run) must
 # pass shellcheck; after it, nothing of the cluster may be left running. The
-# checks themselves are smoke-in-cluster.sh, run by with-cluster.sh.
+# checks themselves are smoke-in-cluster.sh, run by with-cluster.sh. Last,
+# smoke-node.sh checks the node mode (with-cluster.sh --node).
 #
 # Usage: tests/control-plane/smoke.sh
 #   FLIGHTDECK_TEST_KUBECONFIG=PATH  run against that cluster instead (the
@@ -17,6 +18,8 @@
 #   FLIGHTDECK_SMOKE_VERBOSE=1       also print what passing checks saw
 #   FLIGHTDECK_SMOKE_TIMEOUT         seconds for the checks once the cluster is
 #                                    up (default 600)
+#   FLIGHTDECK_SMOKE_NODE=0          skip the node checks (smoke-node.sh; they
+#                                    need root and the machine's one node slot)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,4 +53,8 @@ if read -r run_dir <"$state" 2>/dev/null; then
   fi
 fi
 rm -f "$state"
+# Then the node mode: pods, Services, DNS, in-cluster API (smoke-node.sh).
+if [ -z "${FLIGHTDECK_TEST_KUBECONFIG:-}" ] && [ "${FLIGHTDECK_SMOKE_NODE:-1}" != 0 ]; then
+  "$HERE/smoke-node.sh" || rc=1
+fi
 exit "$rc"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# with-cluster.sh [--timeout SECONDS] CMD [ARGS...] - run CMD against a
-# fresh, private Kubernetes control plane (cluster.sh) and always tear it
+# with-cluster.sh [--node] [--timeout SECONDS] CMD [ARGS...] - run CMD against
+# a fresh, private Kubernetes control plane (cluster.sh) and always tear it
 # down afterwards. Every suite runs its cluster part this way:
 #
 #   tests/control-plane/with-cluster.sh --timeout 600 tests/SUITE/in-cluster.sh ARGS...
@@ -8,6 +8,11 @@
 # --timeout bounds CMD alone, not the cluster's start (whose first run on a
 # machine builds Kubernetes): after SECONDS, CMD's process group gets SIGTERM
 # (SIGKILL 10 s later) and the exit status is 124.
+#
+# --node starts the cluster with a node (`cluster.sh start --node`: kubelet,
+# containerd, kube-proxy, cluster DNS), so pods run. One node cluster per
+# machine; images go in with `cluster.sh import` (FLIGHTDECK_CLUSTER_NAME is
+# set for CMD, so CMD can call it directly).
 #
 # CMD runs with:
 #   KUBECONFIG                  the new cluster's admin kubeconfig
@@ -34,11 +39,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ ! -e "/proc/$$/fd/0" ]; then exec </dev/null; fi
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 limit=
-if [ "${1:-}" = --timeout ]; then
-  [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage
-  limit=$2
-  shift 2
-fi
+start_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --timeout) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || usage; limit=$2; shift 2 ;;
+    --node) start_args=(--node); shift ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
 [ $# -gt 0 ] || usage
 
 kubectl_dir=$("$HERE/../lib/venv.sh" "$HERE/requirements.txt") || { echo "with-cluster: cannot install kubectl" >&2; exit 1; }
@@ -97,7 +106,7 @@ trap 'on_signal INT 130' INT
 trap 'on_signal TERM 143' TERM
 trap 'on_signal HUP 129' HUP
 
-kubeconfig=$(FLIGHTDECK_CLUSTER_OWNER_PID=$$ "$HERE/cluster.sh" start) || exit 1
+kubeconfig=$(FLIGHTDECK_CLUSTER_OWNER_PID=$$ "$HERE/cluster.sh" start "${start_args[@]}") || exit 1
 export KUBECONFIG=$kubeconfig
 FLIGHTDECK_CLUSTER_RUN_DIR=$(dirname "$kubeconfig")
 export FLIGHTDECK_CLUSTER_RUN_DIR

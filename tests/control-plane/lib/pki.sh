@@ -26,7 +26,7 @@ make_pki() {
       "basicConstraints=CA:FALSE" \
       "keyUsage=critical,digitalSignature,keyEncipherment" \
       "extendedKeyUsage=serverAuth" \
-      "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" \
+      "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local${PKI_EXTRA_SANS:-}" \
       >apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days 30 \
       -extfile apiserver.ext -out apiserver.crt
@@ -37,9 +37,9 @@ make_pki() {
   ) >"$RUN_DIR/pki.log" 2>&1 || { cat "$RUN_DIR/pki.log" >&2; die "making certificates failed"; }
 }
 
-# write_kubeconfig PORT: $RUN_DIR/kubeconfig for the admin user.
+# write_kubeconfig PORT [HOST]: $RUN_DIR/kubeconfig for the admin user.
 write_kubeconfig() {
-  local port=$1 ctx="flightdeck-$NAME"
+  local port=$1 host=${2:-127.0.0.1} ctx="flightdeck-$NAME"
   (
     umask 077
     cat >"$RUN_DIR/kubeconfig.tmp" <<EOF
@@ -48,7 +48,7 @@ kind: Config
 clusters:
 - name: $ctx
   cluster:
-    server: https://127.0.0.1:$port
+    server: https://$host:$port
     certificate-authority-data: $(base64 -w0 <"$RUN_DIR/pki/ca.crt")
 users:
 - name: $ctx-admin
