@@ -101,8 +101,9 @@ is_running() {
 stop_processes() {
   local c
   if [ -z "${FLIGHTDECK_CLUSTER_FROM_WATCHDOG:-}" ]; then stop_process watchdog; fi
-  if [ "$NODE" = 1 ]; then stop_node; fi
+  if [ "$NODE" = 1 ]; then stop_node_processes; fi
   for c in "${COMPONENTS[@]}"; do stop_process "$c"; done
+  if [ "$NODE" = 1 ]; then stop_node_host; fi
 }
 
 stop_instance() {
@@ -146,13 +147,13 @@ start_components() {
   echo "$api_port" >"$RUN_DIR/apiserver.port"
   # Loopback only: the API server runs no Endpoints for itself (a loopback
   # address is not a valid endpoint). In node mode it listens on the bridge
-  # address instead, which pods reach, and keeps default/kubernetes
-  # pointing there (lease reconciler); it reaches kubelets with a client
-  # certificate, checking their serving certificates against the cluster CA.
+  # address instead, which pods reach (start_node points default/kubernetes
+  # there: the lease reconciler would do it, but then holds the API server's
+  # shutdown for over 10 s); it reaches kubelets with a client certificate,
+  # checking their serving certificates against the cluster CA.
   local -a api_mode_args=(--endpoint-reconciler-type=none)
   if [ "$NODE" = 1 ]; then
-    api_mode_args=(--endpoint-reconciler-type=lease
-      --kubelet-client-certificate="$RUN_DIR/pki/apiserver-kubelet-client.crt"
+    api_mode_args+=(--kubelet-client-certificate="$RUN_DIR/pki/apiserver-kubelet-client.crt"
       --kubelet-client-key="$RUN_DIR/pki/apiserver-kubelet-client.key"
       --kubelet-certificate-authority="$ca" --kubelet-preferred-address-types=InternalIP)
   fi

@@ -311,6 +311,15 @@ start_node() {
   token=$(cat "$RUN_DIR/pki/token")
   sched_port=$(free_port); kubelet_port=$(free_port); kubelet_healthz=$(free_port)
   proxy_healthz=$(free_port); proxy_metrics=$(free_port)
+  # Pods find the API server through default/kubernetes (10.0.0.1:443);
+  # with --endpoint-reconciler-type=none nothing else writes its Endpoints.
+  # The controller manager mirrors them into the EndpointSlice kube-proxy reads.
+  curl -sf --max-time 10 --cacert "$ca" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -X POST "https://$NODE_IP:$api_port/api/v1/namespaces/default/endpoints" -d '{"apiVersion": "v1",
+      "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default"},
+      "subsets": [{"addresses": [{"ip": "'"$NODE_IP"'"}],
+                   "ports": [{"name": "https", "port": '"$api_port"', "protocol": "TCP"}]}]}' >/dev/null \
+    || die "creating the Endpoints default/kubernetes failed"
   snapshotter=$(node_snapshotter)
   echo "$snapshotter" >"$RUN_DIR/snapshotter"
   write_node_config "$kubelet_port" "$kubelet_healthz" "$proxy_healthz" "$proxy_metrics" "$snapshotter"
@@ -386,15 +395,21 @@ conds = node.get("status", {}).get("conditions") or []
 sys.exit(0 if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds) else 1)'
 }
 
-# stop_node: everything start_node made, in an order where nothing restarts
-# what was just stopped, then the machine-wide state (mounts, netns, bridge,
-# iptables, cgroups, sysctls, /var/log/pods).
-stop_node() {
+# stop_node_processes: everything start_node started, in an order where
+# nothing restarts what was just stopped.
+stop_node_processes() {
   stop_process kubelet
   if alive containerd; then node_remove_containers; fi
   local c
   for c in "${NODE_COMPONENTS[@]}"; do stop_process "$c"; done
   node_kill_shims
+}
+
+# stop_node_host: the state outside the processes (mounts, bridge, iptables,
+# cgroups, sysctls, /var/log/pods). After the API server has stopped: it
+# listens on the bridge address, and with the bridge gone its shutdown hangs
+# until killed.
+stop_node_host() {
   node_unmount_all
   # The machine-wide part only by the node slot's holder: a start that failed
   # because another node cluster runs must not take that one's bridge down.
