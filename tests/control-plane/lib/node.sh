@@ -335,9 +335,13 @@ start_node() {
     || { cat "$RUN_DIR/pause-import.log" >&2; die "importing the pause image failed"; }
   say "containerd ready ($snapshotter) after $(( $(now_ms) - t0 )) ms"
 
+  # No upstream (--no-resolv): the harness's traffic stays on the machine.
+  # --address=/#/ answers every name without a record NXDOMAIN rather than
+  # REFUSED, so resolvers walk the search path and fail fast and cleanly.
   spawn dnsmasq "$NODE_BIN/dnsmasq" --keep-in-foreground --log-facility=- --pid-file= --user=root \
     --listen-address="$NODE_IP" --bind-interfaces --port=53 --no-resolv --no-hosts --no-poll \
-    --local=/cluster.local/ --domain-needed --hostsdir="$RUN_DIR/dns/hosts" --local-ttl=0 --cache-size=1000
+    --local=/cluster.local/ --address=/#/ --domain-needed --hostsdir="$RUN_DIR/dns/hosts" --local-ttl=0 \
+    --cache-size=1000
   # The system python3: spawn recognises a process by its executable, and a
   # pyenv shim on PATH is a script that execs another one.
   spawn dns-refresher "$(node_python)" "$HERE/lib/dns-refresher.py" --server "https://$NODE_IP:$api_port" \
