@@ -15,6 +15,9 @@ pub enum EngineError {
     UnknownModel(String),
     #[error("no route for {method} {path}")]
     UnknownRoute { method: String, path: String },
+    /// `--load-seconds`: the model is still loading (llama-server's 503).
+    #[error("Loading model")]
+    Loading,
     #[error("engine at capacity: {limit} requests in flight")]
     Overloaded { limit: usize },
     /// `--fail-after-tokens`: the answer is cut off on purpose.
@@ -37,6 +40,7 @@ impl EngineError {
                 StatusCode::NOT_FOUND
             }
             EngineError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::Loading => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::InjectedFailure { .. }
             | EngineError::Bind { .. }
             | EngineError::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,6 +60,15 @@ impl EngineError {
 
 impl IntoResponse for EngineError {
     fn into_response(self) -> Response {
+        if matches!(self, EngineError::Loading) {
+            // llama-server's answer, byte for byte in shape: a numeric code.
+            let body = json!({"error": {
+                "code": 503,
+                "message": "Loading model",
+                "type": "unavailable_error",
+            }});
+            return (self.status(), Json(body)).into_response();
+        }
         let (kind, code) = self.kind();
         let body = json!({"error": {
             "message": self.to_string(),

@@ -20,16 +20,22 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), EngineError> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listen = args.listen_address();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| EngineError::Bind {
-            addr: args.listen,
+            addr: listen,
             source,
         })?;
     let config = &args.engine;
+    let unused = args.llama.unused();
+    if !unused.is_empty() {
+        tracing::info!(flags = ?unused, "llama-server flags accepted but not used by the test engine");
+    }
     tracing::info!(
-        listen = %args.listen,
-        models = ?config.models,
+        listen = %listen,
+        models = ?config.served_models(),
+        load_seconds = config.load_seconds,
         ttft_ms = config.ttft_ms,
         token_delay_ms = config.token_delay_ms,
         tokens = config.tokens,

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -34,12 +34,14 @@ pub struct Engine {
     reject_when_busy: bool,
     stats: Arc<Stats>,
     next_id: AtomicU64,
+    /// `--load-seconds`: until then the engine acts as if loading its model.
+    loaded_at: Instant,
 }
 
 impl Engine {
     pub fn new(config: &Config) -> Self {
         Self {
-            models: config.models.clone(),
+            models: config.served_models(),
             default_tokens: config.tokens,
             timing: Timing {
                 ttft: Duration::from_millis(config.ttft_ms),
@@ -53,6 +55,22 @@ impl Engine {
             reject_when_busy: config.reject_when_busy,
             stats: Arc::new(Stats::default()),
             next_id: AtomicU64::new(0),
+            loaded_at: Instant::now() + Duration::from_secs(config.load_seconds),
+        }
+    }
+
+    /// False while `--load-seconds` lasts.
+    pub fn is_loaded(&self) -> bool {
+        Instant::now() >= self.loaded_at
+    }
+
+    /// 503 `Loading model` while loading, counted as `unavailable`.
+    fn check_loaded(&self) -> Result<(), EngineError> {
+        if self.is_loaded() {
+            Ok(())
+        } else {
+            self.stats.record_unavailable();
+            Err(EngineError::Loading)
         }
     }
 
@@ -62,6 +80,7 @@ impl Engine {
     }
 
     fn check_model(&self, model: &str) -> Result<(), EngineError> {
+        self.check_loaded()?;
         if self.models.iter().any(|served| served == model) {
             Ok(())
         } else {
@@ -389,8 +408,13 @@ async fn models(State(engine): State<Arc<Engine>>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// llama-server's /health: 503 `Loading model` until the model is loaded.
+async fn health(State(engine): State<Arc<Engine>>) -> Response {
+    if engine.is_loaded() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        EngineError::Loading.into_response()
+    }
 }
 
 async fn stats(State(engine): State<Arc<Engine>>) -> Json<StatsSnapshot> {

@@ -15,6 +15,7 @@ pub struct Stats {
     cancelled: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    unavailable: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
 }
@@ -32,6 +33,8 @@ pub struct StatsSnapshot {
     pub failed: u64,
     /// Refused with 429 by `--max-concurrency`.
     pub rejected: u64,
+    /// Refused with 503 while `--load-seconds` lasted.
+    pub unavailable: u64,
     /// Running now.
     pub in_flight: u64,
     /// Most requests that ran at once since start (or the last reset).
@@ -46,6 +49,7 @@ impl Stats {
             cancelled: self.cancelled.load(Ordering::SeqCst),
             failed: self.failed.load(Ordering::SeqCst),
             rejected: self.rejected.load(Ordering::SeqCst),
+            unavailable: self.unavailable.load(Ordering::SeqCst),
             in_flight: self.in_flight.load(Ordering::SeqCst),
             max_in_flight: self.max_in_flight.load(Ordering::SeqCst),
         }
@@ -59,11 +63,16 @@ impl Stats {
             &self.cancelled,
             &self.failed,
             &self.rejected,
+            &self.unavailable,
         ] {
             counter.store(0, Ordering::SeqCst);
         }
         self.max_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    pub fn record_unavailable(&self) {
+        self.unavailable.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn record_rejected(&self) {

@@ -1,6 +1,7 @@
 //! Handler tests through the router, without a socket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
@@ -257,4 +258,54 @@ async fn requests_above_max_concurrency_wait_for_a_slot() {
         (stats.completed, stats.max_in_flight, stats.rejected),
         (2, 1, 0)
     );
+}
+
+#[tokio::test]
+async fn a_loading_engine_answers_503_except_on_v1_models_like_llama_server() {
+    let engine = engine(&["--load-seconds", "1"]);
+    let (status, _, body) = call(&engine, "GET", "/health", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(&body);
+    assert_eq!(body["error"]["code"], 503);
+    assert_eq!(body["error"]["message"], "Loading model");
+    let (status, _, _) = call(&engine, "GET", "/v1/models", "").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "llama-server lists models while loading"
+    );
+    let (status, _, _) = call(
+        &engine,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"model":"m1","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(engine.stats.snapshot().unavailable, 1);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, _) = call(&engine, "GET", "/health", "").await;
+    assert_eq!(status, StatusCode::OK, "loaded");
+    let (status, _, _) = call(
+        &engine,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"model":"m1","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_alias_is_the_served_model_name() {
+    let engine = engine(&["--alias", "smollm2"]);
+    let (_, _, body) = call(&engine, "GET", "/v1/models", "").await;
+    let ids: Vec<String> = json(&body)["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, ["smollm2"]);
 }
