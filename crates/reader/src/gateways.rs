@@ -339,9 +339,12 @@ mod tests {
         for _ in 0..7 {
             assert_eq!(g.record_failure("a"), Failure::Repeated);
         }
+        let Choice::Sleep(delay) = g.choose(20_000) else {
+            panic!("the gateway is backing off")
+        };
         assert!(
-            backoff(2) <= Duration::from_millis(300),
-            "the next step is the second, not the ninth"
+            delay <= Duration::from_millis(150),
+            "still the first step (100 ms +-50%), not the eighth: {delay:?}"
         );
     }
 
