@@ -36,9 +36,16 @@ pub struct Args {
     /// Largest client request body in bytes (413 above).
     #[arg(long, env = "FLIGHTDECK_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// On SIGTERM, how long in-flight requests may take to finish.
+    /// On SIGTERM, how long the gateway may take to stop, counted from the
+    /// signal: the shutdown delay, then queued and in-flight requests finish.
     #[arg(long, env = "FLIGHTDECK_SHUTDOWN_GRACE_SECONDS", default_value_t = 25)]
     pub shutdown_grace_seconds: u64,
+    /// On SIGTERM, how long new client requests are still accepted after
+    /// /readyz turned 503: kube-proxy and DNS need a moment to take the pod
+    /// out of its Services, and a request that arrives meanwhile must be
+    /// served, not refused.
+    #[arg(long, env = "FLIGHTDECK_SHUTDOWN_DELAY_SECONDS", default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
     #[command(flatten)]
     pub log: flightdeck_runtime::LogArgs,
 }

@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use crate::broker::ClientEvent;
 use crate::error::GatewayError;
 use crate::relay;
-use crate::routes::RoutingFields;
+use crate::routes::{NoRoute, RoutingFields};
 use crate::state::SharedState;
 use crate::tokens::TokenSink;
+use flightdeck_protocol::gateway_config::Task;
 
 /// Events buffered between a reader's upload and the client: enough to keep
 /// the upload busy while the client socket drains, small enough that a slow
@@ -87,7 +88,7 @@ async fn relay_request(
     path: &'static str,
     request: Request,
 ) -> Result<Response, GatewayError> {
-    if state.is_shutting_down() {
+    if state.is_refusing() {
         return Err(GatewayError::ShuttingDown);
     }
     let (parts, body) = request.into_parts();
@@ -96,9 +97,19 @@ async fn relay_request(
     let model = parse_model(&body)?;
     let routes = state.routes();
     let groups = routes
-        .groups(&model)
-        .ok_or_else(|| GatewayError::ModelNotFound {
-            model: model.clone(),
+        .groups_for(&model, path)
+        .map_err(|no_route| match no_route {
+            NoRoute::UnknownModel => GatewayError::ModelNotFound {
+                model: model.clone(),
+            },
+            NoRoute::WrongTask(task) => GatewayError::RouteNotServed {
+                model: model.clone(),
+                path,
+                serves: match task {
+                    Task::Generate => "/v1/chat/completions and /v1/completions",
+                    Task::Embed => "/v1/embeddings",
+                },
+            },
         })?;
     let group: Arc<str> = state
         .broker

@@ -23,6 +23,16 @@ pub enum GatewayError {
     ReaderUnauthorized,
     #[error("the model `{model}` does not exist")]
     ModelNotFound { model: String },
+    /// The model exists but serves the other task: OpenAI answers a model
+    /// on the wrong endpoint ("This is a chat model and not supported in the
+    /// v1/completions endpoint") with 404, `invalid_request_error`,
+    /// `param: model`.
+    #[error("the model `{model}` does not serve {path}; it serves {serves}")]
+    RouteNotServed {
+        model: String,
+        path: &'static str,
+        serves: &'static str,
+    },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{path} does not accept {method}")]
@@ -81,9 +91,10 @@ impl GatewayError {
         match self {
             Self::BadRequest { .. } | Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::ReaderUnauthorized => StatusCode::UNAUTHORIZED,
-            Self::ModelNotFound { .. } | Self::RouteNotFound { .. } | Self::LeaseUnknown { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            Self::ModelNotFound { .. }
+            | Self::RouteNotServed { .. }
+            | Self::RouteNotFound { .. }
+            | Self::LeaseUnknown { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -104,6 +115,7 @@ impl GatewayError {
             Self::BadRequest { .. }
             | Self::BodyRead { .. }
             | Self::ModelNotFound { .. }
+            | Self::RouteNotServed { .. }
             | Self::RouteNotFound { .. }
             | Self::MethodNotAllowed { .. }
             | Self::PayloadTooLarge { .. }
@@ -127,6 +139,7 @@ impl GatewayError {
             Self::Unauthorized => "invalid_api_key",
             Self::ReaderUnauthorized => "invalid_reader_token",
             Self::ModelNotFound { .. } => "model_not_found",
+            Self::RouteNotServed { .. } => "model_not_supported",
             Self::RouteNotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "request_too_large",
@@ -144,7 +157,7 @@ impl GatewayError {
     fn param(&self) -> Option<&'static str> {
         match self {
             Self::BadRequest { param, .. } => *param,
-            Self::ModelNotFound { .. } => Some("model"),
+            Self::ModelNotFound { .. } | Self::RouteNotServed { .. } => Some("model"),
             _ => None,
         }
     }

@@ -21,4 +21,4 @@ pub mod tokens;
 
 pub use cli::Args;
 pub use error::GatewayError;
-pub use server::{client_router, reader_router, run, serve};
+pub use server::{client_router, reader_router, run, serve, ShutdownTiming};

@@ -48,7 +48,10 @@ pub async fn lease(
         });
     }
     let reader = reader_id(&headers);
-    let wait = !state.is_shutting_down() && query.wait_ms > 0;
+    // Long-polls wait while the gateway drains (a new request in the
+    // shutdown delay, or a redelivered one, must reach a reader at once);
+    // only once it closes the reader API do they answer at once.
+    let wait = !state.is_closing_reader_api() && query.wait_ms > 0;
     let grant = match state.broker.lease_or_wait(reader, &groups, wait) {
         LeaseOutcome::Granted(grant) => Some(grant),
         LeaseOutcome::Empty => None,

@@ -6,15 +6,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flightdeck_protocol::gateway_config::GatewayConfig;
+use flightdeck_protocol::gateway_config::{GatewayConfig, Task};
 use serde::{Deserialize, Serialize};
 
 /// Immutable snapshot; a reload swaps in a new one.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    models: HashMap<String, Vec<Arc<str>>>,
+    models: HashMap<String, Route>,
     models_json: Bytes,
     pub request_timeout: Duration,
+}
+
+/// Where one model's requests go, and which client routes it serves.
+#[derive(Debug)]
+struct Route {
+    groups: Vec<Arc<str>>,
+    task: Task,
+}
+
+/// What a client route needs the model to serve.
+pub fn task_of(path: &str) -> Task {
+    if path == "/v1/embeddings" {
+        Task::Embed
+    } else {
+        Task::Generate
+    }
+}
+
+/// Why a request has no consumer group to go to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoRoute {
+    /// No such model.
+    UnknownModel,
+    /// The model exists but serves the other task (embeddings vs generation).
+    WrongTask(Task),
 }
 
 #[derive(Serialize)]
@@ -42,7 +67,13 @@ impl RoutingTable {
                     .iter()
                     .map(|g| Arc::from(g.as_str()))
                     .collect();
-                (name.clone(), groups)
+                (
+                    name.clone(),
+                    Route {
+                        groups,
+                        task: route.task,
+                    },
+                )
             })
             .collect();
         // BTreeMap iteration: the list is sorted by model name.
@@ -73,8 +104,19 @@ impl RoutingTable {
     pub fn groups(&self, model: &str) -> Option<&[Arc<str>]> {
         self.models
             .get(model)
-            .map(Vec::as_slice)
+            .map(|route| route.groups.as_slice())
             .filter(|groups| !groups.is_empty())
+    }
+
+    /// The consumer groups serving `model` on the client route `path`: an
+    /// embedding model serves only /v1/embeddings, a generation model only
+    /// the chat and completions routes.
+    pub fn groups_for(&self, model: &str, path: &str) -> Result<&[Arc<str>], NoRoute> {
+        let groups = self.groups(model).ok_or(NoRoute::UnknownModel)?;
+        match self.models.get(model).map(|route| route.task) {
+            Some(task) if task != task_of(path) => Err(NoRoute::WrongTask(task)),
+            _ => Ok(groups),
+        }
     }
 
     /// `GET /v1/models` body (OpenAI list shape).

@@ -148,15 +148,37 @@ pub async fn run(args: Args) -> Result<(), GatewayError> {
         args.config.clone(),
         args.api_keys_dir.clone(),
         flightdeck_runtime::shutdown::signal(),
-        Duration::from_secs(args.shutdown_grace_seconds),
+        ShutdownTiming {
+            delay: Duration::from_secs(args.shutdown_delay_seconds),
+            grace: Duration::from_secs(args.shutdown_grace_seconds),
+        },
     )
     .await
 }
 
-/// Serves both listeners until `shutdown` resolves, then drains: the client
-/// listener stops accepting and finishes in-flight requests (at most
-/// `grace`), while the reader listener stays up so readers can still upload
-/// the answers those requests wait for; it closes last.
+/// How [`serve`] stops once its shutdown future resolves.
+#[derive(Clone, Copy, Debug)]
+pub struct ShutdownTiming {
+    /// New client requests are still accepted this long (the pod is
+    /// leaving its Services' endpoints meanwhile).
+    pub delay: Duration,
+    /// Everything, the delay included, is over by then.
+    pub grace: Duration,
+}
+
+/// Serves both listeners until `shutdown` resolves, then drains, in this
+/// order:
+///
+/// 1. `/readyz` answers 503 at once, so the pod leaves its Services;
+/// 2. client requests are still accepted for `timing.delay`: kube-proxy
+///    and DNS take a moment to stop sending them here, and one that
+///    arrives meanwhile is served like any other;
+/// 3. the client listener stops accepting and every client request still
+///    queued or in flight gets its answer, while readers keep pulling and
+///    uploading on the reader listener;
+/// 4. once no client request is left (or `timing.grace`, counted from the
+///    signal, is over), waiting long-polls end and the reader listener
+///    closes last.
 pub async fn serve(
     state: SharedState,
     client: TcpListener,
@@ -164,7 +186,7 @@ pub async fn serve(
     config_path: PathBuf,
     api_keys_dir: Option<PathBuf>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    timing: ShutdownTiming,
 ) -> Result<(), GatewayError> {
     let mut watcher = ConfigWatcher::new(config_path, api_keys_dir);
     watcher.poll(&state);
@@ -193,13 +215,20 @@ pub async fn serve(
     ));
 
     shutdown.await;
+    let deadline = Instant::now() + timing.grace;
+    state.begin_shutdown();
     tracing::info!(
         outstanding = state.broker.outstanding(),
-        "shutting down: draining in-flight requests"
+        delay_seconds = timing.delay.as_secs_f64(),
+        "shutting down: unready; accepting requests until the delay is over"
     );
-    state.begin_shutdown();
+    tokio::time::sleep_until(deadline.min(Instant::now() + timing.delay).into()).await;
+    state.refuse_new_requests();
+    tracing::info!(
+        outstanding = state.broker.outstanding(),
+        "shutting down: no new requests; draining queued and in-flight ones"
+    );
     let _ = client_stop_tx.send(true);
-    let deadline = Instant::now() + grace;
     let mut client_server = client_server;
     if tokio::time::timeout_at(deadline.into(), &mut client_server)
         .await
@@ -211,6 +240,7 @@ pub async fn serve(
         );
         client_server.abort();
     }
+    state.close_reader_api();
     state.broker.wake_all_waiters();
     let _ = reader_stop_tx.send(true);
     let mut reader_server = reader_server;

@@ -17,7 +17,12 @@ pub struct AppState {
     /// Largest client body accepted (413 above).
     pub max_body_bytes: usize,
     configured: AtomicBool,
+    /// SIGTERM arrived: /readyz fails so the pod leaves its Services.
     shutting_down: AtomicBool,
+    /// The shutdown delay is over: new client requests get 503.
+    refusing: AtomicBool,
+    /// Every client request is answered: reader long-polls end at once.
+    closing_reader_api: AtomicBool,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -38,6 +43,8 @@ impl AppState {
             max_body_bytes,
             configured: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
+            closing_reader_api: AtomicBool::new(false),
         }
     }
 
@@ -70,7 +77,28 @@ impl AppState {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// Fails /readyz; requests are still accepted (see `refuse_new_requests`).
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// New client requests get 503 `shutting_down` from now on.
+    pub fn refuse_new_requests(&self) {
+        self.begin_shutdown();
+        self.refusing.store(true, Ordering::Release);
+    }
+
+    /// The last step of a shutdown: long-polls no longer wait.
+    pub fn close_reader_api(&self) {
+        self.refuse_new_requests();
+        self.closing_reader_api.store(true, Ordering::Release);
+    }
+
+    pub fn is_closing_reader_api(&self) -> bool {
+        self.closing_reader_api.load(Ordering::Acquire)
+    }
+
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.load(Ordering::Acquire)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::header;
 use clap::Parser;
-use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
+use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute, Task};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -19,6 +19,8 @@ use tokio::sync::oneshot;
 
 const TOKEN: &str = "e2e-token";
 const MODEL: &str = "smollm2";
+/// An embedding model (`task: embed`) served by the same engine.
+const EMBED_MODEL: &str = "embedder";
 
 /// A test engine served on a loopback port for the rest of the test.
 struct Engine {
@@ -34,12 +36,20 @@ impl Engine {
 
 /// The test engine serving `smollm2`, with the given pace.
 async fn start_engine(ttft_ms: u64, token_delay_ms: u64) -> Engine {
+    start_engine_with(flightdeck_test_engine::Config {
+        ttft_ms,
+        token_delay_ms,
+        ..flightdeck_test_engine::Config::default()
+    })
+    .await
+}
+
+/// The test engine serving `smollm2` and `embedder`, configured by `config`.
+async fn start_engine_with(config: flightdeck_test_engine::Config) -> Engine {
     let engine = Arc::new(flightdeck_test_engine::Engine::new(
         &flightdeck_test_engine::Config {
-            models: vec![MODEL.into()],
-            ttft_ms,
-            token_delay_ms,
-            ..flightdeck_test_engine::Config::default()
+            models: vec![MODEL.into(), EMBED_MODEL.into()],
+            ..config
         },
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind engine");
@@ -93,6 +103,14 @@ async fn start_gateway() -> Gateway {
             ..Default::default()
         },
     );
+    config.models.insert(
+        EMBED_MODEL.into(),
+        ModelRoute {
+            consumer_groups: vec!["cpu".into()],
+            engine: None,
+            task: Task::Embed,
+        },
+    );
     let config_path = dir.0.join("gateway.json");
     std::fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("write config");
     let args = flightdeck_gateway::Args::parse_from([
@@ -119,7 +137,10 @@ async fn start_gateway() -> Gateway {
         async move {
             let _ = stopped.await;
         },
-        Duration::from_secs(5),
+        flightdeck_gateway::ShutdownTiming {
+            delay: Duration::from_millis(200),
+            grace: Duration::from_secs(5),
+        },
     ));
     Gateway {
         client_url,
@@ -132,6 +153,7 @@ async fn start_gateway() -> Gateway {
 }
 
 struct Reader {
+    admin_url: String,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<Result<(), flightdeck_reader::ReaderError>>,
 }
@@ -155,11 +177,13 @@ async fn start_reader(gateways: &[&Gateway], engine: &Engine, capacity: u32) -> 
         "2000",
     ]);
     let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let admin_url = format!("http://{}", admin.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(flightdeck_reader::serve(args, admin, None, async move {
         let _ = stopped.await;
     }));
     Reader {
+        admin_url,
         stop: Some(stop),
         done,
     }
@@ -443,6 +467,12 @@ async fn a_large_batch_reader_runs_all_its_slots_over_one_connection() {
 /// The value of `name{group="cpu",model="smollm2"}` on the gateway's
 /// /metrics (0 while the series does not exist yet).
 async fn token_counter(gateway: &Gateway, name: &str) -> u64 {
+    model_token_counter(gateway, name, MODEL).await
+}
+
+/// The value of `name{group="cpu",model=<model>}`.
+async fn model_token_counter(gateway: &Gateway, name: &str, model: &str) -> u64 {
+    let model_label = format!("model=\"{model}\"");
     let text = client()
         .get(format!("{}/metrics", gateway.client_url))
         .send()
@@ -457,7 +487,7 @@ async fn token_counter(gateway: &Gateway, name: &str) -> u64 {
         .filter(|(labels, _)| {
             let mut labels: Vec<&str> = labels.split(',').collect();
             labels.sort_unstable();
-            labels == [r#"group="cpu""#, r#"model="smollm2""#]
+            labels == [r#"group="cpu""#, model_label.as_str()]
         })
         .map(|(_, value)| value.trim().parse::<u64>().expect("a counter value"))
         .next()
@@ -525,10 +555,135 @@ async fn token_counters_follow_the_engine_usage_or_the_stream() {
     // Embeddings carry prompt tokens only.
     let response = client()
         .post(format!("{}/v1/embeddings", gateway.client_url))
-        .json(&json!({"model": MODEL, "input": "one two three four"}))
+        .json(&json!({"model": EMBED_MODEL, "input": "one two three four"}))
         .send()
         .await
         .expect("gateway answers");
     assert_eq!(response.status(), 200);
-    expect_tokens(&gateway, (9, 17), "embeddings").await;
+    let mut waited = Duration::ZERO;
+    loop {
+        let counts = (
+            model_token_counter(
+                &gateway,
+                "flightdeck_gateway_prompt_tokens_total",
+                EMBED_MODEL,
+            )
+            .await,
+            model_token_counter(
+                &gateway,
+                "flightdeck_gateway_completion_tokens_total",
+                EMBED_MODEL,
+            )
+            .await,
+        );
+        if counts == (4, 0) {
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(5),
+            "embeddings: tokens are {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    expect_tokens(&gateway, (5, 17), "generation counters untouched").await;
+}
+
+/// GET `url`: status and body.
+async fn get(url: &str) -> (u16, String) {
+    let response = client().get(url).send().await.expect("answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loading_engine_gets_no_work_and_no_client_sees_its_503() {
+    // As llama-server while it loads: /health 503, /v1/models 200.
+    let engine = start_engine_with(flightdeck_test_engine::Config {
+        load_seconds: 3,
+        ..flightdeck_test_engine::Config::default()
+    })
+    .await;
+    let gateway = start_gateway().await;
+    let reader = start_reader(&[&gateway], &engine, 2).await;
+    let started = std::time::Instant::now();
+    let checks = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (status, body) = get(&format!("{}/readyz", reader.admin_url)).await;
+        assert_eq!((status, body.as_str()), (503, "engine not ready"));
+        let (_, metrics) = get(&format!("{}/metrics", gateway.client_url)).await;
+        assert!(
+            metrics.contains("flightdeck_gateway_queue_depth{group=\"cpu\"} 1"),
+            "the request waits in the gateway's queue, not leased: {metrics}"
+        );
+    };
+    let (response, ()) = tokio::join!(chat(&gateway, chat_body("a b", 3, false)), checks);
+    assert_eq!(response.status(), 200, "no 503 reaches the client");
+    let value: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(value["choices"][0]["message"]["content"], "a b a");
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert_eq!(
+        engine.stats().unavailable,
+        0,
+        "the reader sent nothing while loading"
+    );
+    let (status, _) = get(&format!("{}/readyz", reader.admin_url)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_answers_once_the_in_flight_requests_are_done() {
+    let engine = start_engine(0, 50).await;
+    let gateway = start_gateway().await;
+    let mut reader = start_reader(&[&gateway], &engine, 2).await;
+    // Two streams of 2 s each, both running on the reader.
+    let streams = async {
+        let responses = futures::future::join_all(
+            (0..2).map(|i| chat(&gateway, chat_body(&format!("s{i}"), 40, true))),
+        )
+        .await;
+        let mut texts = Vec::new();
+        for response in responses {
+            texts.push(body_text(response).await);
+        }
+        (texts, std::time::Instant::now())
+    };
+    let drain = async {
+        while engine.stats().in_flight < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let asked = std::time::Instant::now();
+        let (status, body) = get(&format!("{}/drain", reader.admin_url)).await;
+        (status, body, asked, std::time::Instant::now())
+    };
+    let ((texts, streams_done), (status, body, asked, drained)) = tokio::join!(streams, drain);
+    assert_eq!((status, body.as_str()), (200, "drained\n"));
+    assert!(
+        drained + Duration::from_millis(200) >= streams_done,
+        "/drain answered before the streams ended"
+    );
+    assert!(
+        drained - asked >= Duration::from_millis(1000),
+        "it waited for them"
+    );
+    for (i, text) in texts.iter().enumerate() {
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert_eq!(streamed_text(text), vec![format!("s{i}"); 40].join(" "));
+    }
+    // Drained, unready, and pulling nothing until SIGTERM.
+    let (status, body) = get(&format!("{}/readyz", reader.admin_url)).await;
+    assert_eq!((status, body.as_str()), (503, "draining"));
+    let (status, _) = get(&format!("{}/drain", reader.admin_url)).await;
+    assert_eq!(status, 200, "a second /drain answers at once");
+    let late = tokio::time::timeout(
+        Duration::from_secs(2),
+        chat(&gateway, chat_body("late", 1, false)),
+    )
+    .await;
+    assert!(late.is_err(), "a drained reader takes no new work");
+    if let Some(stop) = reader.stop.take() {
+        let _ = stop.send(());
+    }
+    let finished = tokio::time::timeout(Duration::from_secs(5), &mut reader.done).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "exits on SIGTERM");
 }

@@ -14,7 +14,7 @@ use flightdeck_gateway::auth::{ApiKeys, ReaderToken};
 use flightdeck_gateway::metrics::Metrics;
 use flightdeck_gateway::state::{AppState, SharedState};
 use flightdeck_gateway::{client_router, reader_router};
-use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
+use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute, Task};
 use tower::ServiceExt;
 
 const TOKEN: &str = "reader-secret";
@@ -468,4 +468,100 @@ async fn metrics_expose_queue_depth_and_requests_by_route() {
         ),
         "{text}"
     );
+}
+
+/// `smollm2` generates; `embedder` (same consumer group) embeds.
+fn state_with_an_embedding_model() -> SharedState {
+    let mut config = config(8, 30);
+    config.models.insert(
+        "embedder".into(),
+        ModelRoute {
+            consumer_groups: vec!["cpu".into()],
+            engine: Some("vllm".into()),
+            task: Task::Embed,
+        },
+    );
+    state_with(&config, ApiKeys::default(), 1024)
+}
+
+fn post(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_route_the_model_does_not_serve_is_an_openai_404_and_never_queued() {
+    let state = state_with_an_embedding_model();
+    let cases = [
+        (
+            "/v1/embeddings",
+            r#"{"model":"smollm2","input":"x"}"#,
+            "the model `smollm2` does not serve /v1/embeddings",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"embedder","messages":[{"role":"user","content":"x"}]}"#,
+            "the model `embedder` does not serve /v1/chat/completions",
+        ),
+        (
+            "/v1/completions",
+            r#"{"model":"embedder","prompt":"x"}"#,
+            "the model `embedder` does not serve /v1/completions",
+        ),
+    ];
+    for (path, body, message) in cases {
+        let response = send(client_router(state.clone()), post(path, body)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let value = json(response).await;
+        let error = &value["error"];
+        assert_eq!(error["type"], "invalid_request_error", "{value}");
+        assert_eq!(error["param"], "model", "{value}");
+        assert_eq!(error["code"], "model_not_supported", "{value}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message)),
+            "{value}"
+        );
+        assert_eq!(state.broker.depth("cpu"), Some(0), "{path} was queued");
+    }
+    // The routes each model serves are queued as before, and /v1/models
+    // lists every model whatever its task.
+    let serve = |request| {
+        let router = client_router(state.clone());
+        tokio::spawn(async move { send(router, request).await })
+    };
+    let embed = serve(post(
+        "/v1/embeddings",
+        r#"{"model":"embedder","input":"x"}"#,
+    ));
+    let chat = serve(post(
+        "/v1/chat/completions",
+        r#"{"model":"smollm2","messages":[{"role":"user","content":"x"}]}"#,
+    ));
+    let mut waited = Duration::ZERO;
+    while state.broker.depth("cpu") != Some(2) {
+        assert!(waited < Duration::from_secs(5), "both requests are queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    embed.abort();
+    chat.abort();
+    let response = send(
+        client_router(state),
+        Request::get("/v1/models")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let value = json(response).await;
+    let ids: Vec<&str> = value["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["embedder", "smollm2", "tiny"]);
 }

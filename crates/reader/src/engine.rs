@@ -1,8 +1,10 @@
 //! The local engine: readiness, and the client used to call it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::sync::watch;
 
 use crate::error::ReaderError;
 use crate::metrics::Metrics;
@@ -17,7 +19,8 @@ pub struct Engine {
     /// HTTP/1.1 with keep-alive: engines (vLLM, llama.cpp, ...) speak h1, and a
     /// pool of warm connections saves a handshake per request.
     pub client: reqwest::Client,
-    ready: AtomicBool,
+    /// Whether the engine serves requests; slots wait on it.
+    ready: watch::Sender<bool>,
 }
 
 impl Engine {
@@ -32,40 +35,62 @@ impl Engine {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             client,
-            ready: AtomicBool::new(false),
+            ready: watch::Sender::new(false),
         })
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        *self.ready.borrow()
+    }
+
+    /// Follows readiness changes (slots wait on it, the reader leaves its
+    /// gateways' long-polls when it turns false).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
     }
 
     /// Marks the engine down after a failed call; the watcher brings it back.
     pub fn mark_unready(&self) {
-        self.ready.store(false, Ordering::Release);
+        self.ready.send_replace(false);
     }
 
-    /// `GET /health` or `GET /v1/models` answering 200, whichever works.
+    /// Whether the engine serves requests now: `GET /health` answers 200.
+    ///
+    /// `/health` is the one signal every supported engine gives for "the
+    /// model is loaded": vLLM, SGLang and TGI serve it once they can answer,
+    /// and llama-server answers 503 `{"error":{"code":503,"message":"Loading
+    /// model",...}}` on it (and on every completion route) while it loads,
+    /// while its `/v1/models` already answers 200. So a 200 from
+    /// `/v1/models` must not count while `/health` says otherwise, or every
+    /// pod start relays the engine's 503s to clients for the whole load.
+    ///
+    /// Only when `/health` is 404 (an OpenAI-compatible server without the
+    /// route, e.g. a custom engine in `applications.X.image`) does a 200
+    /// from `/v1/models` count: the server is up and routing, and without
+    /// the fallback such an engine would never be used at all.
     pub async fn check(&self) -> bool {
-        for path in ["/health", "/v1/models"] {
-            let request = self
-                .client
-                .get(format!("{}{path}", self.base))
-                .timeout(Duration::from_secs(5));
-            if let Ok(response) = request.send().await {
-                if response.status().is_success() {
-                    return true;
-                }
+        match self.get_status("/health").await {
+            Some(StatusCode::OK) => true,
+            Some(StatusCode::NOT_FOUND) => {
+                self.get_status("/v1/models").await == Some(StatusCode::OK)
             }
+            _ => false,
         }
-        false
+    }
+
+    async fn get_status(&self, path: &str) -> Option<StatusCode> {
+        let request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(5));
+        request.send().await.ok().map(|response| response.status())
     }
 
     /// Keeps `ready` current: fast polls until the engine is up, then slow ones.
     pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>) {
         loop {
             let ready = self.check().await;
-            let was = self.ready.swap(ready, Ordering::AcqRel);
+            let was = self.ready.send_replace(ready);
             metrics.engine_ready.set(i64::from(ready));
             if ready != was {
                 tracing::info!(engine = %self.base, ready, "engine readiness changed");

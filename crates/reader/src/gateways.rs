@@ -30,6 +30,11 @@ struct Entry {
     failures: u32,
     retry_at: Instant,
     connected: bool,
+    /// No longer listed by discovery. A gateway leaves the headless
+    /// Service's addresses when its pod starts terminating, while it still
+    /// drains queued requests; it is pulled from until a pull fails (it
+    /// exited), so nothing queued there is stranded.
+    retiring: bool,
 }
 
 impl Entry {
@@ -44,6 +49,7 @@ impl Entry {
             failures: 0,
             retry_at: now,
             connected: false,
+            retiring: false,
         }
     }
 
@@ -61,6 +67,17 @@ pub enum Choice {
     Sleep(Duration),
 }
 
+/// What [`Gateways::record_failure`] made of a failed pull.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A new failure: the gateway is skipped for this long.
+    BackOff(Duration),
+    /// A call that started before the current backoff failed too.
+    Repeated,
+    /// The gateway had left discovery and is now dropped.
+    Forgotten,
+}
+
 #[derive(Default)]
 pub struct Gateways {
     entries: Mutex<Vec<Entry>>,
@@ -71,14 +88,20 @@ impl Gateways {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the set of gateways (discovery); known ones keep their state.
+    /// Replaces the set of gateways (discovery); known ones keep their
+    /// state. A known gateway missing from `bases` retires: it is still
+    /// pulled from until a pull to it fails (see `Entry::retiring`).
     pub fn set(&self, bases: &[String]) {
         let mut entries = self.lock();
-        entries.retain(|entry| {
-            bases
+        for entry in entries.iter_mut() {
+            let listed = bases
                 .iter()
-                .any(|base| base.as_str() == entry.base.as_ref())
-        });
+                .any(|base| base.as_str() == entry.base.as_ref());
+            if !listed && !entry.retiring {
+                tracing::info!(gateway = %entry.base, "gateway no longer listed; pulling from it until it goes away");
+            }
+            entry.retiring = !listed;
+        }
         for base in bases {
             if !entries
                 .iter()
@@ -183,18 +206,32 @@ impl Gateways {
         !was_connected
     }
 
-    /// A pull failed: back off with jitter so readers do not reconnect in step.
-    pub fn record_failure(&self, base: &str) -> Duration {
+    /// A pull failed: back off with jitter so readers do not reconnect in
+    /// step. Failures of calls that were already under way when an earlier
+    /// one set the backoff (every slot polling a gateway that just went
+    /// away fails at once) do not grow it: one outage is one step. A
+    /// retiring gateway that fails is gone and is forgotten.
+    pub fn record_failure(&self, base: &str) -> Failure {
         let mut entries = self.lock();
-        let Some(entry) = entries.iter_mut().find(|entry| entry.base.as_ref() == base) else {
-            return BACKOFF_BASE;
+        let Some(index) = entries.iter().position(|entry| entry.base.as_ref() == base) else {
+            return Failure::Forgotten;
         };
+        if entries[index].retiring {
+            tracing::info!(gateway = %base, "retired gateway went away");
+            entries.remove(index);
+            return Failure::Forgotten;
+        }
+        let entry = &mut entries[index];
+        let now = Instant::now();
         entry.connected = false;
         entry.depth = 0;
+        if entry.retry_at > now {
+            return Failure::Repeated;
+        }
         entry.failures = entry.failures.saturating_add(1);
         let delay = backoff(entry.failures);
-        entry.retry_at = Instant::now() + delay;
-        delay
+        entry.retry_at = now + delay;
+        Failure::BackOff(delay)
     }
 
     #[cfg(test)]
@@ -296,6 +333,50 @@ mod tests {
     }
 
     #[test]
+    fn one_outage_is_one_backoff_step_whatever_the_number_of_slots() {
+        let g = gateways(&["a"]);
+        assert!(matches!(g.record_failure("a"), Failure::BackOff(_)));
+        for _ in 0..7 {
+            assert_eq!(g.record_failure("a"), Failure::Repeated);
+        }
+        let Choice::Sleep(delay) = g.choose(20_000) else {
+            panic!("the gateway is backing off")
+        };
+        assert!(
+            delay <= Duration::from_millis(150),
+            "still the first step (100 ms +-50%), not the eighth: {delay:?}"
+        );
+    }
+
+    #[test]
+    fn a_gateway_gone_from_discovery_is_pulled_until_it_fails() {
+        let g = gateways(&["a", "b"]);
+        g.set(&["b".to_string()]);
+        assert_eq!(
+            g.bases().iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            vec!["a", "b"],
+            "a draining gateway still has queued work"
+        );
+        g.set_heads("a", 1, 500);
+        assert_eq!(
+            g.choose(20_000),
+            Choice::Poll {
+                base: Arc::from("a"),
+                wait_ms: 0
+            }
+        );
+        assert_eq!(g.record_failure("a"), Failure::Forgotten);
+        assert_eq!(
+            g.bases().iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
+        // Listed again before it failed: an ordinary gateway again.
+        g.set(&["b".to_string()]);
+        g.set(&["a".to_string(), "b".to_string()]);
+        assert!(matches!(g.record_failure("a"), Failure::BackOff(_)));
+    }
+
+    #[test]
     fn failing_gateways_back_off_and_are_skipped() {
         let g = gateways(&["a", "b"]);
         g.record_failure("a");
@@ -324,7 +405,8 @@ mod tests {
         g.set(&["a".to_string(), "c".to_string()]);
         assert_eq!(
             g.bases().iter().map(|b| b.to_string()).collect::<Vec<_>>(),
-            vec!["a", "c"]
+            vec!["a", "b", "c"],
+            "b retires and stays until a pull to it fails"
         );
         assert_eq!(
             g.choose(20_000),

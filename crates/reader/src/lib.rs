@@ -17,7 +17,6 @@ pub mod pull;
 pub mod relay;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +45,57 @@ pub struct Context {
     pub groups_query: String,
     pub long_poll_ms: u64,
     pub metrics: Arc<Metrics>,
-    draining: AtomicBool,
+    pub drain: Drain,
+}
+
+/// The reader's drain: requested by SIGTERM or `GET /drain` (whichever comes
+/// first), over once nothing is in flight or the grace period ran out.
+pub struct Drain {
+    requested: watch::Sender<bool>,
+    /// `Some(requests still in flight)` once the drain is over.
+    finished: watch::Sender<Option<u64>>,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self {
+            requested: watch::Sender::new(false),
+            finished: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Drain {
+    /// Starts the drain (idempotent).
+    pub fn request(&self) {
+        self.requested
+            .send_if_modified(|requested| !std::mem::replace(requested, true));
+    }
+
+    pub fn is_requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
+    async fn wait_requested(&self) {
+        let mut requested = self.requested.subscribe();
+        let _ = requested.wait_for(|requested| *requested).await;
+    }
+
+    fn finish(&self, in_flight: u64) {
+        self.finished.send_replace(Some(in_flight));
+    }
+
+    /// Waits until the drain is over: the requests it left in flight.
+    pub async fn finished(&self) -> Option<u64> {
+        let mut finished = self.finished.subscribe();
+        let result = finished.wait_for(Option::is_some).await;
+        result.ok().and_then(|finished| *finished)
+    }
 }
 
 impl Context {
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.drain.is_requested()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -148,7 +192,7 @@ pub async fn serve(
         groups_query: groups.join(","),
         long_poll_ms: args.long_poll_ms.max(1),
         metrics: metrics.clone(),
-        draining: AtomicBool::new(false),
+        drain: Drain::default(),
     });
     tracing::info!(reader = %ctx.reader_id, groups = %ctx.groups_query, capacity = args.capacity, engine = %ctx.engine.base, "reader starting");
 
@@ -163,11 +207,12 @@ pub async fn serve(
         }
         _ => ctx.gateways.set(&urls),
     }
-    background.spawn(flightdeck_runtime::admin::serve(
-        admin,
-        Arc::new(admin::ReaderHealth(ctx.clone())),
-        log,
-    ));
+    background.spawn(leave_while_engine_unready(ctx.clone()));
+    let (admin_stop_tx, admin_stop) = watch::channel(false);
+    let admin = tokio::spawn(admin::serve(admin, ctx.clone(), log, async move {
+        let mut admin_stop = admin_stop;
+        let _ = admin_stop.wait_for(|stop| *stop).await;
+    }));
 
     let (stop_tx, stop) = watch::channel(false);
     let mut slots = tokio::task::JoinSet::new();
@@ -175,12 +220,20 @@ pub async fn serve(
         slots.spawn(pull::run_slot(ctx.clone(), stop.clone()));
     }
 
-    shutdown.await;
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    let signalled = tokio::select! {
+        _ = &mut shutdown => true,
+        _ = ctx.drain.wait_requested() => false,
+    };
+    ctx.drain.request();
     tracing::info!(
         in_flight = metrics.in_flight.get(),
+        started_by = if signalled { "signal" } else { "GET /drain" },
         "draining: no new pulls, finishing in-flight requests"
     );
-    ctx.draining.store(true, Ordering::Release);
+    // Leave first, so the gateways answer our waiting long-polls with 204
+    // and hand them nothing more; then the slots stop.
     leave_all(&ctx).await;
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
@@ -193,9 +246,37 @@ pub async fn serve(
             "grace period over; abandoning in-flight requests"
         );
     }
+    let left = u64::try_from(metrics.in_flight.get()).unwrap_or(0);
+    ctx.drain.finish(left);
+    if !signalled {
+        // Drained by the engine's preStop hook: the kubelet sends SIGTERM
+        // next. Exiting before it would only make the kubelet restart us.
+        tracing::info!("drained; waiting for SIGTERM");
+        shutdown.await;
+    }
+    // Let a `/drain` that was just answered reach the kubelet, then stop.
+    let _ = admin_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), admin).await;
+    slots.abort_all();
     background.shutdown().await;
     tracing::info!("reader stopped");
     Ok(())
+}
+
+/// Ends our waiting long-polls on every gateway whenever the engine stops
+/// answering its health check: a poll that got work now would hand it to an
+/// engine that cannot run it. Slots pull again once the engine is back.
+async fn leave_while_engine_unready(ctx: Arc<Context>) {
+    let mut ready = ctx.engine.subscribe();
+    let mut was_ready = *ready.borrow_and_update();
+    while ready.changed().await.is_ok() {
+        let now_ready = *ready.borrow_and_update();
+        if was_ready && !now_ready && !ctx.is_draining() {
+            tracing::info!("engine not ready; ending waiting long-polls");
+            leave_all(&ctx).await;
+        }
+        was_ready = now_ready;
+    }
 }
 
 /// Tells every gateway we leave, so our waiting long-polls end without work.

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use tokio::sync::watch;
 
 use crate::error::ReaderError;
-use crate::gateways::Choice;
+use crate::gateways::{Choice, Failure};
 use crate::relay::relay_lease;
 use crate::Context;
 
@@ -35,8 +35,11 @@ pub async fn run_slot(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             return;
         }
         if !ctx.engine.is_ready() {
+            // No lease while the engine cannot answer (still loading, or
+            // down): the request would only come back as the engine's 503.
+            let mut ready = ctx.engine.subscribe();
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {},
+                _ = ready.wait_for(|ready| *ready) => {},
                 _ = stop.changed() => {},
             }
             continue;
@@ -69,8 +72,16 @@ pub async fn run_slot(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
                     .gateway_connected
                     .with_label_values(&[base.as_ref()])
                     .set(0);
-                let delay = ctx.gateways.record_failure(&base);
-                tracing::warn!(%error, gateway = %base, retry_in_ms = delay.as_millis() as u64, "pull failed");
+                match ctx.gateways.record_failure(&base) {
+                    Failure::BackOff(delay) => {
+                        tracing::warn!(%error, gateway = %base, retry_in_ms = delay.as_millis() as u64, "pull failed")
+                    }
+                    // The other slots that were polling the same gateway:
+                    // one warning per outage is enough.
+                    Failure::Repeated | Failure::Forgotten => {
+                        tracing::debug!(%error, gateway = %base, "pull failed")
+                    }
+                }
             }
         }
     }
