@@ -15,6 +15,10 @@ GATEWAY_IMG ?= $(IMAGE_REGISTRY)/flightdeck-gateway:$(VERSION)
 READER_IMG ?= $(IMAGE_REGISTRY)/flightdeck-reader:$(VERSION)
 BUNDLE_IMG ?= $(IMAGE_REGISTRY)/flightdeck-operator-bundle:v$(VERSION)
 CATALOG_IMG ?= $(IMAGE_REGISTRY)/flightdeck-operator-catalog:v$(VERSION)
+# The node images' registry (`make node-images`): local only, never pulled
+# (config/manager's imagePullPolicy is IfNotPresent), so
+# `make deploy IMAGE_REGISTRY=localhost/flightdeck` runs what was loaded.
+NODE_IMAGE_REGISTRY ?= localhost/flightdeck
 DOCKER ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo buildah)
 BINARIES ?= builder
 # buildah without a container runtime: chroot isolation (and STORAGE_DRIVER=vfs
@@ -37,6 +41,10 @@ docker-build: ## Build the operator, gateway and reader images (BINARIES=prebuil
 	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target operator -t $(OPERATOR_IMG) .
 	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target gateway -t $(GATEWAY_IMG) .
 	$(DOCKER) build $(BUILD_FLAGS) --build-arg BINARIES=$(BINARIES) --target reader -t $(READER_IMG) .
+
+.PHONY: node-images
+node-images: ## Build the node images (operator, gateway, reader, test engine, llama.cpp+SmolLM2; cached) and load them into the running node; prints the refs
+	FLIGHTDECK_IMAGE_REGISTRY=$(NODE_IMAGE_REGISTRY) FLIGHTDECK_IMAGE_VERSION=$(VERSION) tests/images/load.sh
 
 .PHONY: docker-push
 docker-push: ## Push the operator, gateway and reader images
