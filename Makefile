@@ -14,7 +14,8 @@ CARGO ?= cargo
 
 .PHONY: up
 up: ## Run the quickstart stack locally (llama.cpp + SmolLM2 on CPU, no Kubernetes)
-	bin=$$(tests/lib/build.sh) && exec "$$bin/flightdeck" up -f examples/quickstart.yaml
+	bin=$$(tests/lib/build.sh) && llama=$$(tests/lib/llama.sh server-path) && model=$$(tests/lib/llama.sh model-path) \
+	  && exec "$$bin/flightdeck" up -f examples/quickstart.yaml --llama-server "$$llama" --model-file "$$model"
 
 .PHONY: demo
 demo: ## Operator path end to end on a local control plane, then `flightdeck up` + one chat completion

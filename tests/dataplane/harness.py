@@ -214,12 +214,15 @@ class Stack:
         self._wait_ready(proc, f"{url}/health")
         return Engine(proc, url, list(models))
 
-    def llama_engine(self, llama_sh: Path, alias: str = "smollm2") -> Engine:
-        """The real llama.cpp server with SmolLM2 (installed by tests/lib/llama.sh)."""
+    def llama_engine(self, llama_sh: Path, alias: str = "smollm2",
+                     flags: tuple[str, ...] = ()) -> Engine:
+        """llama.cpp's llama-server with SmolLM2 (built and cached by
+        tests/lib/llama.sh); `flags` go to llama-server."""
         port = free_port()
-        proc = self._spawn("llama", ["bash", str(llama_sh), "serve", str(port), alias])
+        proc = self._spawn("llama", ["bash", str(llama_sh), "serve", str(port), alias, *flags])
         url = f"http://127.0.0.1:{port}"
-        self._wait_ready(proc, f"{url}/v1/models", timeout=120)
+        # /health answers 503 until the model is loaded.
+        self._wait_ready(proc, f"{url}/health", timeout=120)
         return Engine(proc, url, [alias])
 
     def gateway(self, models: dict[str, list[str]], max_depth: int = 1024,

