@@ -86,12 +86,15 @@ ensure_pause_image() {
 }
 
 # node_claim: take the machine's node slot, or fail naming who holds it.
+# The owner file: the holder's run dir, then "PID STARTTIME" of the
+# `cluster.sh start` that claimed it (alive while its node is still starting,
+# before any node process runs).
 node_claim() {
-  local lock_fd owner
+  local lock_fd owner=
   exec {lock_fd}>"$NODE_LOCK_FILE"
   flock "$lock_fd"
-  if owner=$(cat "$NODE_OWNER_FILE" 2>/dev/null) && [ -n "$owner" ] && [ "$owner" != "$RUN_DIR" ] \
-     && [ -e "$owner/.flightdeck-cluster" ] && node_owner_alive "$owner"; then
+  owner=$(node_owner)
+  if [ -n "$owner" ] && [ "$owner" != "$RUN_DIR" ] && node_owner_alive "$owner"; then
     exec {lock_fd}>&-
     die "a node cluster already runs on this machine (run dir $owner); only one can (the bridge $NODE_BRIDGE," \
         "$NODE_POD_CIDR and kube-proxy's iptables chains are machine-wide). Stop it first:" \
@@ -101,13 +104,20 @@ node_claim() {
     say "a node cluster that is gone left state behind ($owner); cleaning the machine-wide part"
     node_clean_machine
   fi
-  echo "$RUN_DIR" >"$NODE_OWNER_FILE"
+  printf '%s\n%s %s\n' "$RUN_DIR" "$$" "$(proc_start_time "$$")" >"$NODE_OWNER_FILE"
   exec {lock_fd}>&-
 }
 
+node_owner() { head -n1 "$NODE_OWNER_FILE" 2>/dev/null || true; }
+
 # node_owner_alive DIR: some node process recorded in DIR still runs.
 node_owner_alive() {
-  local saved=$RUN_DIR c rc=1
+  local saved=$RUN_DIR c rc=1 pid start
+  [ -e "$1/.flightdeck-cluster" ] || return 1
+  if read -r pid start < <(sed -n 2p "$NODE_OWNER_FILE" 2>/dev/null) && [ -n "${start:-}" ] \
+     && [ "$(proc_start_time "$pid")" = "$start" ]; then
+    return 0
+  fi
   RUN_DIR=$1
   for c in containerd kubelet kube-proxy dnsmasq; do if alive "$c"; then rc=0; break; fi; done
   RUN_DIR=$saved
@@ -118,7 +128,7 @@ node_release() {
   local lock_fd
   exec {lock_fd}>"$NODE_LOCK_FILE"
   flock "$lock_fd"
-  if [ "$(cat "$NODE_OWNER_FILE" 2>/dev/null)" = "$RUN_DIR" ]; then rm -f "$NODE_OWNER_FILE"; fi
+  if [ "$(node_owner)" = "$RUN_DIR" ]; then rm -f "$NODE_OWNER_FILE"; fi
   exec {lock_fd}>&-
 }
 
@@ -427,7 +437,7 @@ stop_node_host() {
 # node_owns_slot: this instance holds the machine's node slot (or nobody does).
 node_owns_slot() {
   local owner
-  owner=$(cat "$NODE_OWNER_FILE" 2>/dev/null) || return 0
+  owner=$(node_owner)
   [ -z "$owner" ] || [ "$owner" = "$RUN_DIR" ]
 }
 
