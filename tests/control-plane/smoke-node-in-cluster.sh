@@ -214,6 +214,14 @@ check "cluster.sh import loads a buildah oci-archive into the node" import_image
 T_APPLY=$(now_ms)
 check "workloads applied" apply_workloads
 check "pods Running and Ready" pods_running
+# Timings from the objects' own status (whole seconds, the API's precision);
+# cluster.sh start also logs "node ... Ready after N ms" from its own start.
+ready_after_s() {
+  k "$@" -o jsonpath='{.metadata.creationTimestamp} {.status.conditions[?(@.type=="Ready")].lastTransitionTime}' \
+    | { read -r created ready || true; echo $(( $(date -d "$ready" +%s) - $(date -d "$created" +%s) )); }
+}
+echo "# timings: node registered -> Ready $(ready_after_s get node flightdeck-node 2>/dev/null || echo '?') s," \
+     "pod client created -> Ready $(ready_after_s -n "$NS" get pod client 2>/dev/null || echo '?') s"
 check "host -> pod IP" host_to_pod
 check "host -> ClusterIP" host_to_cluster_ip
 check "pod -> ClusterIP" pod_to_cluster_ip
