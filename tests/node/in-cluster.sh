@@ -33,7 +33,7 @@ diagnose() {
 trap diagnose EXIT
 
 echo "== loading the images into the node"
-refs=$(tests/images/load.sh)
+refs=$(make -s node-images)
 printf '%s\n' "$refs"
 FLIGHTDECK_IMAGE_OPERATOR=$(ref_of '/flightdeck-operator:')
 FLIGHTDECK_IMAGE_TEST_ENGINE=$(ref_of 'test-engine:')
