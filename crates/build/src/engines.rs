@@ -257,6 +257,17 @@ fn llamacpp_args(app: &ApplicationSpec, host: &str, port: u16) -> Vec<String> {
     if reader.task == Task::Embed {
         // Without it llama-server answers /v1/embeddings with an error.
         args.push("--embeddings".to_owned());
+        if let Some(length) = reader.max_sequence_length {
+            // Embedding models see a whole input at once: it must fit in
+            // one micro-batch (default 512 tokens), or llama-server refuses
+            // longer inputs.
+            args.extend([
+                "--batch-size".to_owned(),
+                length.to_string(),
+                "--ubatch-size".to_owned(),
+                length.to_string(),
+            ]);
+        }
     }
     args
 }

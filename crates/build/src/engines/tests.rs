@@ -168,6 +168,12 @@ fn task_embed_starts_each_engine_for_embeddings() {
     assert!(has(&embed("vllm"), "--runner", "pooling"));
     assert!(embed("sglang").contains(&"--is-embedding".to_owned()));
     assert!(embed("llamacpp").contains(&"--embeddings".to_owned()));
+    let long = launch(&app(
+        "engine: llamacpp\nreaderConfig: {modelName: org/m, task: embed, maxSequenceLength: 2048}",
+    ))
+    .args;
+    assert!(has(&long, "--ubatch-size", "2048"), "{long:?}");
+    assert!(has(&long, "--batch-size", "2048"), "{long:?}");
     // Generation (the default) passes none of them.
     for engine in ["vllm", "sglang", "llamacpp", "tgi"] {
         let args = launch(&app(&format!(
