@@ -68,6 +68,7 @@ test-readme: ## Every command in the README is run
 .PHONY: generate
 generate: ## Regenerate the CRD, bundle, catalog and the README's API reference
 	$(CARGO) run -q -p flightdeck-cli -- crd --write
+	$(CARGO) run -q -p flightdeck-cli -- reference --write
 	$(MAKE) -s bundle catalog
 
 ##@ Benchmarks

@@ -28,6 +28,10 @@ replicas=$(kubectl -n "$ns" get inferencestack quickstart -o jsonpath='{.spec.ap
 [ "$replicas" = 1 ] || fail "tensorParallelSize default not applied (got '$replicas')"
 port=$(kubectl -n "$ns" get istack quickstart -o jsonpath='{.spec.gateway.service.port}')
 [ "$port" = 8080 ] || fail "gateway.service.port default not applied (got '$port')"
+startup=$(kubectl -n "$ns" get istack quickstart -o jsonpath='{.spec.applications.smollm2.readerConfig.startupTimeoutSeconds}')
+[ "$startup" = 1800 ] || fail "startupTimeoutSeconds default not applied (got '$startup')"
+task=$(kubectl -n "$ns" get istack quickstart -o jsonpath='{.spec.applications.smollm2.readerConfig.task}')
+[ "$task" = generate ] || fail "task default not applied (got '$task')"
 kubectl get inferencestacks -n "$ns" >/dev/null || fail "listing by plural"
 kubectl get flightdeck -n "$ns" >/dev/null || fail "listing by category"
 
@@ -51,6 +55,11 @@ reject bad-port 'spec.gateway.service.port' '  gateway: {service: {port: 70000}}
 reject bad-replicas 'spec.gateway.replicas' '  gateway: {replicas: -1}'
 reject no-model 'spec.applications.a.readerConfig.modelName' '  applications:
     a: {engine: vllm, readerConfig: {}}'
+reject bad-task 'spec.applications.a.readerConfig.task' '  applications:
+    a: {engine: vllm, readerConfig: {modelName: m, task: classify}}'
+reject short-startup 'spec.applications.a.readerConfig.startupTimeoutSeconds' '  applications:
+    a: {engine: vllm, readerConfig: {modelName: m, startupTimeoutSeconds: 10}}'
+reject bad-drain 'spec.gateway.drainTimeoutSeconds' '  gateway: {drainTimeoutSeconds: -1}'
 
 echo "== rendered objects pass server-side apply"
 for example in examples/*.yaml; do
@@ -66,5 +75,12 @@ if "$bin/flightdeck" render -f "$work/invalid.yaml" >/dev/null 2>"$work/err"; th
   fail "render accepted an invalid stack"
 fi
 grep -q "spec.applications.smollm2.readerConfig.maxBatchSize" "$work/err" || fail "no field path in: $(cat "$work/err")"
+# Fewer GPUs than tensorParallelSize: only validate() can relate the two.
+sed 's/tensorParallelSize: 1/tensorParallelSize: 2/' examples/gpu-vllm.yaml >"$work/few-gpus.yaml"
+if "$bin/flightdeck" render -f "$work/few-gpus.yaml" >/dev/null 2>"$work/err"; then
+  fail "render accepted fewer GPUs than tensorParallelSize"
+fi
+grep -qF 'spec.applications.llama-1b.resources.limits["nvidia.com/gpu"]' "$work/err" \
+  || fail "no GPU field path in: $(cat "$work/err")"
 
 echo "PASS: tests/crd"

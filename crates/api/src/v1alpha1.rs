@@ -18,7 +18,9 @@ mod status;
 mod validate;
 
 pub use application::{
-    ApplicationSpec, CacheAccessMode, Device, Engine, ModelCacheSpec, ReaderConfig,
+    ApplicationSpec, CacheAccessMode, Device, Engine, ModelCacheSpec, ReaderConfig, Task,
+    DEFAULT_STARTUP_TIMEOUT_SECONDS, DRAIN_TIMEOUT_SECONDS_RANGE, NVIDIA_GPU,
+    STARTUP_TIMEOUT_SECONDS_RANGE,
 };
 pub use gateway::{
     ApiKeysSpec, GatewayServiceSpec, GatewaySpec, IngressSpec, IngressTls, QueueSpec, ServiceType,

@@ -12,7 +12,7 @@
 //! a command inside the engine container, and pod readiness comes from the
 //! reader, whose `/readyz` checks the engine.
 
-use flightdeck_api::v1alpha1::{ApplicationSpec, Device, Engine};
+use flightdeck_api::v1alpha1::{ApplicationSpec, Device, Engine, Task};
 
 /// Port every engine listens on inside the pod.
 pub const ENGINE_PORT: u16 = 8000;
@@ -35,11 +35,9 @@ pub const TGI_CUDA_IMAGE: &str = "ghcr.io/huggingface/text-generation-inference:
 /// Text Generation Inference's CPU build.
 pub const TGI_CPU_IMAGE: &str = "ghcr.io/huggingface/text-generation-inference:3.3.0-intel-cpu";
 
-/// Seconds between startup probes.
-const STARTUP_PERIOD_SECONDS: i32 = 10;
-/// Startup probes that may fail before the engine counts as stuck: 180 x 10 s
-/// = 30 minutes, for large weight downloads on a cold cache.
-const STARTUP_FAILURE_THRESHOLD: i32 = 180;
+/// Seconds between startup probes. With `readerConfig.startupTimeoutSeconds`
+/// this gives the probe's failure threshold.
+pub const STARTUP_PERIOD_SECONDS: i32 = 10;
 
 /// Everything the operator needs to run one application's engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,8 +126,17 @@ pub fn launch_on(app: &ApplicationSpec, host: &str, port: u16) -> EngineLaunch {
         probe_command,
         needs_shared_memory: matches!(app.engine, Engine::Vllm | Engine::Sglang | Engine::Tgi),
         startup_period_seconds: STARTUP_PERIOD_SECONDS,
-        startup_failure_threshold: STARTUP_FAILURE_THRESHOLD,
+        startup_failure_threshold: startup_failure_threshold(reader.startup_timeout_seconds),
     }
+}
+
+/// Startup probes that may fail before the engine counts as stuck: the
+/// startup window in probe periods, rounded up so the engine gets at least
+/// the time asked for.
+pub fn startup_failure_threshold(startup_timeout_seconds: i32) -> i32 {
+    // Validation keeps the window positive and far from i32::MAX.
+    let seconds = startup_timeout_seconds.max(1);
+    (seconds + STARTUP_PERIOD_SECONDS - 1) / STARTUP_PERIOD_SECONDS
 }
 
 /// Environment that points the engine's downloads at the model cache.
@@ -174,6 +181,12 @@ fn vllm_args(app: &ApplicationSpec, host: &str, port: u16) -> Vec<String> {
     if let Some(quantization) = &reader.quantization {
         args.extend(["--quantization".to_owned(), quantization.clone()]);
     }
+    if reader.task == Task::Embed {
+        // vLLM 0.10+ (`--task embed` is deprecated there): the pooling
+        // runner serves /v1/embeddings; it converts a generative
+        // architecture by itself (`--convert auto`).
+        args.extend(["--runner".to_owned(), "pooling".to_owned()]);
+    }
     args
 }
 
@@ -201,6 +214,9 @@ fn sglang_args(app: &ApplicationSpec, host: &str, port: u16) -> Vec<String> {
     }
     if reader.device == Device::Cpu {
         args.extend(["--device".to_owned(), "cpu".to_owned()]);
+    }
+    if reader.task == Task::Embed {
+        args.push("--is-embedding".to_owned());
     }
     args
 }
@@ -237,6 +253,21 @@ fn llamacpp_args(app: &ApplicationSpec, host: &str, port: u16) -> Vec<String> {
         // give every slot the full sequence length.
         let total = i64::from(length) * i64::from(reader.max_batch_size);
         args.extend(["--ctx-size".to_owned(), total.to_string()]);
+    }
+    if reader.task == Task::Embed {
+        // Without it llama-server answers /v1/embeddings with an error.
+        args.push("--embeddings".to_owned());
+        if let Some(length) = reader.max_sequence_length {
+            // Embedding models see a whole input at once: it must fit in
+            // one micro-batch (default 512 tokens), or llama-server refuses
+            // longer inputs.
+            args.extend([
+                "--batch-size".to_owned(),
+                length.to_string(),
+                "--ubatch-size".to_owned(),
+                length.to_string(),
+            ]);
+        }
     }
     args
 }

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::ValidStack;
+use flightdeck_api::v1alpha1::{Task, ValidStack};
 use flightdeck_protocol::gateway_config::{
-    GatewayConfig, ModelRoute, QueueSettings, GATEWAY_CONFIG_FILE,
+    self, GatewayConfig, ModelRoute, QueueSettings, GATEWAY_CONFIG_FILE,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -17,7 +17,10 @@ use crate::{names, BuildError};
 
 /// The gateway's routing table and queue limits for `stack`: every
 /// application's served model name routes to its consumer groups; several
-/// applications serving the same name add their groups to one route.
+/// applications serving the same name add their groups to one route. The
+/// route's task is what the model serves (`validate()` guarantees that
+/// applications sharing a name share the task), so the gateway can refuse
+/// the other task's endpoints itself.
 pub fn gateway_config(stack: &ValidStack) -> GatewayConfig {
     let queue = &stack.spec().gateway.queue;
     let mut models: BTreeMap<String, ModelRoute> = BTreeMap::new();
@@ -27,7 +30,7 @@ pub fn gateway_config(stack: &ValidStack) -> GatewayConfig {
             .or_insert_with(|| ModelRoute {
                 consumer_groups: Vec::new(),
                 engine: Some(app.engine.to_string()),
-                ..Default::default()
+                task: route_task(app.reader_config.task),
             });
         for group in app.effective_consumer_groups(name) {
             if !route.consumer_groups.contains(&group) {
@@ -51,6 +54,14 @@ pub fn gateway_config(stack: &ValidStack) -> GatewayConfig {
             max_redeliveries: u32::try_from(queue.max_redeliveries.max(0)).unwrap_or(0),
         },
         models,
+    }
+}
+
+/// The wire form of an application's task.
+fn route_task(task: Task) -> gateway_config::Task {
+    match task {
+        Task::Generate => gateway_config::Task::Generate,
+        Task::Embed => gateway_config::Task::Embed,
     }
 }
 

@@ -1,4 +1,14 @@
 //! `S-gateway` Deployment: the OpenAI-compatible gateway.
+//!
+//! A roll loses nothing: a new pod is ready before an old one stops
+//! (`maxSurge: 1`, `maxUnavailable: 0`), and a stopping gateway first keeps
+//! serving for [`SHUTDOWN_DELAY_SECONDS`] while failing `/readyz`, so the
+//! endpoints controller, kube-proxy and Ingress controllers stop sending it
+//! new connections before it stops accepting them; then it drains its
+//! accepted requests for `gateway.drainTimeoutSeconds`. The delay is in the
+//! gateway process, not a preStop hook: the image is FROM scratch (no
+//! `sleep` to exec; the `sleep` hook action needs Kubernetes 1.29), and an
+//! HTTP hook would need a sleeping endpoint on a port the Ingress exposes.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +27,9 @@ use serde_json::json;
 use crate::config_hash::{config_hash, sha256_hex};
 use crate::labels::{selector_labels, Component, CONFIG_HASH_ANNOTATION};
 use crate::meta::StackRef;
-use crate::reader_deployment::secret_env;
+use crate::reader_deployment::{
+    no_loss_rolling_update, secret_env, DRAIN_MARGIN_SECONDS, SHUTDOWN_GRACE_SECONDS,
+};
 use crate::security::{restricted_container, restricted_pod};
 use crate::{names, BuildContext, BuildError};
 
@@ -29,6 +41,13 @@ pub const API_KEYS_DIR: &str = "/var/run/flightdeck/api-keys";
 pub const HTTP_PORT_NAME: &str = "http";
 /// Name of the reader pull port.
 pub const READERS_PORT_NAME: &str = "readers";
+/// Seconds a stopping gateway keeps accepting while `/readyz` fails, before
+/// it stops accepting and drains: time for the endpoints controller,
+/// kube-proxy (1 s minimum sync) and Ingress controllers to drop the pod.
+pub const SHUTDOWN_DELAY_SECONDS: i64 = 5;
+/// The gateway's `--shutdown-delay-seconds`: on SIGTERM, fail `/readyz`
+/// but keep serving new requests this long, then stop accepting and drain.
+pub const SHUTDOWN_DELAY: &str = "FLIGHTDECK_SHUTDOWN_DELAY_SECONDS";
 
 /// The gateway Deployment. Its pod template hash covers `gateway.json`, the
 /// gateway spec and the reader token: the gateway's whole configuration.
@@ -52,6 +71,7 @@ pub fn gateway_deployment(
         }),
     )?;
 
+    let drain_seconds = i64::from(gateway.effective_drain_timeout_seconds().max(0));
     let mut env = vec![
         env_value(
             "FLIGHTDECK_LISTEN",
@@ -65,6 +85,8 @@ pub fn gateway_deployment(
             "FLIGHTDECK_GATEWAY_CONFIG",
             format!("{CONFIG_DIR}/{GATEWAY_CONFIG_FILE}"),
         ),
+        env_value(SHUTDOWN_DELAY, SHUTDOWN_DELAY_SECONDS.to_string()),
+        env_value(SHUTDOWN_GRACE_SECONDS, drain_seconds.to_string()),
         secret_env(
             READER_TOKEN,
             &names::reader_token_secret(&owner.name),
@@ -131,6 +153,7 @@ pub fn gateway_deployment(
         metadata: owner.metadata(names::gateway(&owner.name), Component::Gateway, None),
         spec: Some(DeploymentSpec {
             replicas: Some(gateway.replicas),
+            strategy: Some(no_loss_rolling_update()),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
@@ -143,6 +166,9 @@ pub fn gateway_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    termination_grace_period_seconds: Some(
+                        SHUTDOWN_DELAY_SECONDS + drain_seconds + DRAIN_MARGIN_SECONDS,
+                    ),
                     volumes: Some(volumes),
                     service_account_name: Some(names::service_account(&owner.name)),
                     automount_service_account_token: Some(false),

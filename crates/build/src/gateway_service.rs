@@ -33,7 +33,8 @@ pub fn gateway_service(owner: &StackRef, gateway: &GatewaySpec) -> Service {
 }
 
 /// The headless Service of the reader pull API: its DNS name resolves to
-/// every ready gateway pod, and each reader pulls from all of them.
+/// every gateway pod (ready, starting or draining), and each reader pulls
+/// from all of them.
 pub fn gateway_readers_service(owner: &StackRef) -> Service {
     Service {
         metadata: owner.metadata(
@@ -43,11 +44,14 @@ pub fn gateway_readers_service(owner: &StackRef) -> Service {
         ),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
-            // Not ready gateways get no reader traffic; that is the default,
-            // and left unset on purpose: Kubernetes 1.20 does not store an
-            // explicit `false` here, so applying one rewrites the Service on
-            // every reconcile (a write loop on an unchanged stack).
-            publish_not_ready_addresses: None,
+            // Every gateway pod that has an address, ready or not, and above
+            // all a stopping one: the endpoints controller drops a
+            // terminating pod from a Service's addresses (and so from DNS)
+            // at once unless this is set, and readers would then stop
+            // pulling the requests still queued in the draining gateway,
+            // which would wait for their timeout. A gateway not yet ready
+            // refuses or answers no work; readers retry it.
+            publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(&owner.name, Component::Gateway, None)),
             ports: Some(vec![ServicePort {
                 name: Some(READERS_PORT_NAME.to_owned()),

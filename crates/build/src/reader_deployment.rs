@@ -4,21 +4,35 @@
 //! requests for the application's consumer groups from every gateway pod and
 //! forwards them to the engine. Pod readiness is the reader's `/readyz`,
 //! which checks the engine too.
+//!
+//! A roll loses nothing: a new pod starts before an old one stops
+//! (`maxSurge: 1`, `maxUnavailable: 0`), and a stopping pod drains. The
+//! reader gets SIGTERM, stops pulling and finishes what it took within
+//! `readerConfig.drainTimeoutSeconds`; the engine must outlive that, so its
+//! preStop hook (which the kubelet runs before it signals the container)
+//! waits on the reader's `GET /drain` (see [`DRAIN_PATH`]). An HTTP hook
+//! needs nothing inside the engine image, so it works with images that have
+//! no shell. The pod's grace period covers the drain plus
+//! [`DRAIN_MARGIN_SECONDS`] for the engine's own exit.
 
 use std::collections::BTreeMap;
 
-use flightdeck_api::v1alpha1::{ApplicationSpec, ValidStack};
+use flightdeck_api::v1alpha1::{ApplicationSpec, Device, ValidStack, NVIDIA_GPU};
 use flightdeck_protocol::reader_env::{
     ADMIN_LISTEN, CAPACITY, CONSUMER_GROUPS, ENGINE_URL, GATEWAY_SERVICE, READER_ADMIN_PORT,
     READER_TOKEN,
 };
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecretKeySelector, Volume,
-    VolumeMount,
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
+    LifecycleHandler, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretKeySelector, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use crate::config_hash::{config_hash, sha256_hex};
@@ -33,6 +47,27 @@ use crate::{names, BuildContext, BuildError};
 pub const ADMIN_PORT_NAME: &str = "admin";
 /// Name of the engine's port (informational: it listens on loopback).
 pub const ENGINE_PORT_NAME: &str = "engine";
+
+/// The reader's drain endpoint on its admin port ([`READER_ADMIN_PORT`]),
+/// the engine container's preStop hook. The contract with the reader:
+/// `GET /drain` has no side effect; it answers `200` once the reader is
+/// draining (it got SIGTERM) and has no request in flight, and at once when
+/// the engine is not ready (a lone engine restart after a failed probe:
+/// nothing in flight can finish on a dead engine, and the restart must not
+/// wait). Until then it holds the request open; the kubelet waits for the
+/// hook (its HTTP client has no timeout of its own) within the pod's grace
+/// period. If the reader has already exited, the hook fails at once, which
+/// the kubelet logs and then stops the engine: also right, nothing is left
+/// in flight.
+pub const DRAIN_PATH: &str = "/drain";
+/// Seconds of the pod's grace period beyond the reader's drain: the
+/// reader's goodbye to the gateways before the drain and the engine's own
+/// exit after it.
+pub const DRAIN_MARGIN_SECONDS: i64 = 10;
+/// The reader's drain window (its `--shutdown-grace-seconds`, see
+/// crates/reader/src/cli.rs). Set on the pod's reader only, not in
+/// [`reader_env`]: `flightdeck up` stops a local reader at once.
+pub const SHUTDOWN_GRACE_SECONDS: &str = "FLIGHTDECK_SHUTDOWN_GRACE_SECONDS";
 
 /// The reader's settings for application `application` of `stack`, as
 /// `(variable, value)` pairs: the headless gateway Service, its consumer
@@ -108,6 +143,10 @@ pub fn reader_deployment(
         .into_iter()
         .map(|(name, value)| env_value(&name, value))
         .collect();
+    let drain_seconds = app
+        .reader_config
+        .effective_drain_timeout_seconds(&stack.spec().gateway);
+    reader_env_vars.push(env_value(SHUTDOWN_GRACE_SECONDS, drain_seconds.to_string()));
     reader_env_vars.push(secret_env(
         READER_TOKEN,
         &names::reader_token_secret(&owner.name),
@@ -145,6 +184,7 @@ pub fn reader_deployment(
         ),
         spec: Some(DeploymentSpec {
             replicas: Some(app.replicas),
+            strategy: Some(no_loss_rolling_update()),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,
@@ -157,6 +197,9 @@ pub fn reader_deployment(
                 }),
                 spec: Some(PodSpec {
                     containers: vec![engine, reader],
+                    termination_grace_period_seconds: Some(
+                        i64::from(drain_seconds.max(0)) + DRAIN_MARGIN_SECONDS,
+                    ),
                     volumes: Some(volumes),
                     service_account_name: Some(names::service_account(&owner.name)),
                     automount_service_account_token: Some(false),
@@ -212,8 +255,25 @@ fn engine_container(app: &ApplicationSpec, launch: &EngineLaunch) -> Container {
         args: non_empty(launch.args.clone()),
         env: Some(env),
         ports: Some(vec![container_port(ENGINE_PORT_NAME, ENGINE_PORT)]),
-        resources: app.resources.clone(),
+        resources: engine_resources(app),
         volume_mounts: Some(mounts),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                // The kubelet sends HTTP hooks to the pod IP (a `host` of
+                // 127.0.0.1 would be the node itself); the reader's admin
+                // port listens on every address. The port is a number: a
+                // named port resolves among this container's ports only.
+                http_get: Some(HTTPGetAction {
+                    path: Some(DRAIN_PATH.to_owned()),
+                    port: IntOrString::Int(i32::from(READER_ADMIN_PORT)),
+                    scheme: Some("HTTP".to_owned()),
+                    ..HTTPGetAction::default()
+                }),
+                ..LifecycleHandler::default()
+            }),
+            post_start: None,
+            stop_signal: None,
+        }),
         startup_probe: Some(exec_probe(
             launch.startup_period_seconds,
             launch.startup_failure_threshold,
@@ -221,6 +281,53 @@ fn engine_container(app: &ApplicationSpec, launch: &EngineLaunch) -> Container {
         liveness_probe: Some(exec_probe(30, 3)),
         ..Container::default()
     }
+}
+
+/// Rolls that never lower serving capacity: one extra pod at a time, and an
+/// old pod goes only once its replacement is ready. (On a cluster with no
+/// spare GPU for the extra pod the roll waits for one; the old pods keep
+/// serving meanwhile.)
+pub(super) fn no_loss_rolling_update() -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".to_owned()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
+    }
+}
+
+/// The engine container's resources: the user's, plus on `cuda`
+/// `nvidia.com/gpu: tensorParallelSize` as request and limit when the user
+/// named no GPU count (vLLM, SGLang and TGI fail at start without the GPUs
+/// they split the model across). A GPU request without a limit gets the
+/// limit (Kubernetes requires both, equal, for extended resources);
+/// `validate()` has refused counts below `tensorParallelSize`. The reader
+/// sidecar requests nothing, as before: `resources` is the engine's.
+fn engine_resources(app: &ApplicationSpec) -> Option<ResourceRequirements> {
+    if app.reader_config.device != Device::Cuda {
+        return app.resources.clone();
+    }
+    let mut resources = app.resources.clone().unwrap_or_default();
+    let limits = resources.limits.get_or_insert_with(BTreeMap::new);
+    let requests = resources.requests.get_or_insert_with(BTreeMap::new);
+    match (limits.get(NVIDIA_GPU), requests.get(NVIDIA_GPU)) {
+        (None, None) => {
+            let count = Quantity(app.reader_config.tensor_parallel_size.to_string());
+            limits.insert(NVIDIA_GPU.to_owned(), count.clone());
+            requests.insert(NVIDIA_GPU.to_owned(), count);
+        }
+        (None, Some(request)) => {
+            let request = request.clone();
+            limits.insert(NVIDIA_GPU.to_owned(), request);
+        }
+        // A limit alone: Kubernetes defaults the request to it.
+        (Some(_), _) => {}
+    }
+    if resources.requests.as_ref().is_some_and(BTreeMap::is_empty) {
+        resources.requests = None;
+    }
+    Some(resources)
 }
 
 /// The model cache: the application's claim, or an emptyDir that lives as

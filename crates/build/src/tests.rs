@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use flightdeck_api::v1alpha1::{validate, InferenceStack, ValidStack};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize;
 
 use crate::*;
 
@@ -173,8 +176,8 @@ fn services_have_named_tcp_ports() {
     );
     let readers = objects.gateway_readers_service.spec.as_ref().expect("spec");
     assert_eq!(readers.cluster_ip.as_deref(), Some("None"));
-    // Unset means false (only ready gateway pods are published).
-    assert_ne!(readers.publish_not_ready_addresses, Some(true));
+    // Draining gateways stay in the readers' DNS until they are gone.
+    assert_eq!(readers.publish_not_ready_addresses, Some(true));
     let port = &readers.ports.as_ref().expect("ports")[0];
     assert_eq!(
         (port.name.as_deref(), port.port, port.protocol.as_deref()),
@@ -591,4 +594,256 @@ fn context_debug_redacts_the_token() {
     let shown = format!("{:?}", ctx());
     assert!(!shown.contains("token-1"), "{shown}");
     assert!(shown.contains("example.com/gateway:test"));
+}
+
+fn strategy(deployment: &Deployment) -> (String, IntOrString, IntOrString) {
+    let strategy = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.strategy.clone())
+        .expect("strategy");
+    let rolling = strategy.rolling_update.expect("rollingUpdate");
+    (
+        strategy.type_.expect("type"),
+        rolling.max_surge.expect("maxSurge"),
+        rolling.max_unavailable.expect("maxUnavailable"),
+    )
+}
+
+#[test]
+fn reader_pods_roll_and_stop_without_losing_requests() {
+    let stack = fixture("quickstart.yaml");
+    let objects = built(&stack);
+    let deployment = &objects.applications["smollm2"].deployment;
+    assert_eq!(
+        strategy(deployment),
+        (
+            "RollingUpdate".to_owned(),
+            IntOrString::Int(1),
+            IntOrString::Int(0)
+        )
+    );
+    // The drain defaults to the gateway's request timeout (120 s here); the
+    // pod's grace is the drain plus the margin.
+    assert_eq!(
+        env(container(deployment, "reader"))["FLIGHTDECK_SHUTDOWN_GRACE_SECONDS"],
+        "120"
+    );
+    assert_eq!(pod(deployment).termination_grace_period_seconds, Some(130));
+    // The engine outlives the reader's drain: its preStop hook waits on the
+    // reader's /drain, on the pod IP, by port number.
+    let hook = container(deployment, "engine")
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|h| h.http_get.as_ref())
+        .expect("engine preStop httpGet");
+    assert_eq!(hook.path.as_deref(), Some("/drain"));
+    assert_eq!(hook.port, IntOrString::Int(9090));
+    assert_eq!(hook.host, None);
+    assert_eq!(hook.scheme.as_deref(), Some("HTTP"));
+    assert!(container(deployment, "reader").lifecycle.is_none());
+
+    // An explicit drain wins, and changes only its application.
+    let mut changed = stack.clone();
+    if let Some(app) = changed.spec.applications.get_mut("smollm2") {
+        app.reader_config.drain_timeout_seconds = Some(900);
+    }
+    let after = built(&changed);
+    let deployment = &after.applications["smollm2"].deployment;
+    assert_eq!(
+        env(container(deployment, "reader"))["FLIGHTDECK_SHUTDOWN_GRACE_SECONDS"],
+        "900"
+    );
+    assert_eq!(pod(deployment).termination_grace_period_seconds, Some(910));
+    assert_eq!(
+        hash(&objects.gateway_deployment),
+        hash(&after.gateway_deployment)
+    );
+}
+
+#[test]
+fn gateway_pods_roll_and_stop_without_losing_requests() {
+    let stack = fixture("gpu-vllm.yaml");
+    let deployment = built(&stack).gateway_deployment;
+    assert_eq!(
+        strategy(&deployment),
+        (
+            "RollingUpdate".to_owned(),
+            IntOrString::Int(1),
+            IntOrString::Int(0)
+        )
+    );
+    let gateway = env(container(&deployment, "gateway"));
+    assert_eq!(gateway["FLIGHTDECK_SHUTDOWN_DELAY_SECONDS"], "5");
+    assert_eq!(gateway["FLIGHTDECK_SHUTDOWN_GRACE_SECONDS"], "300");
+    // delay + drain (the request timeout) + margin
+    assert_eq!(pod(&deployment).termination_grace_period_seconds, Some(315));
+
+    let mut changed = stack.clone();
+    changed.spec.gateway.drain_timeout_seconds = Some(0);
+    let deployment = built(&changed).gateway_deployment;
+    assert_eq!(
+        env(container(&deployment, "gateway"))["FLIGHTDECK_SHUTDOWN_GRACE_SECONDS"],
+        "0"
+    );
+    assert_eq!(pod(&deployment).termination_grace_period_seconds, Some(15));
+}
+
+fn gpus(container: &Container) -> (Option<String>, Option<String>) {
+    let resources = container.resources.clone().unwrap_or_default();
+    let get = |list: Option<BTreeMap<String, Quantity>>| {
+        list.and_then(|l| l.get("nvidia.com/gpu").map(|q| q.0.clone()))
+    };
+    (get(resources.limits), get(resources.requests))
+}
+
+#[test]
+fn cuda_engines_get_their_gpus() {
+    let mut stack = fixture("gpu-vllm.yaml");
+    let engine_of = |stack: &InferenceStack| {
+        container(&built(stack).applications["llama-1b"].deployment, "engine").clone()
+    };
+    // The user's limit stands (Kubernetes defaults the request to it).
+    assert_eq!(gpus(&engine_of(&stack)), (Some("1".to_owned()), None));
+
+    // None given: tensorParallelSize as request and limit, the user's other
+    // resources kept; the reader sidecar gets none.
+    let app = stack.spec.applications.get_mut("llama-1b").expect("app");
+    app.reader_config.tensor_parallel_size = 2;
+    app.resources = Some(ResourceRequirements {
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("16Gi".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    });
+    let engine = engine_of(&stack);
+    assert_eq!(gpus(&engine), (Some("2".to_owned()), Some("2".to_owned())));
+    let limits = engine.resources.and_then(|r| r.limits).expect("limits");
+    assert_eq!(limits["memory"].0, "16Gi");
+    let objects = built(&stack);
+    assert!(
+        container(&objects.applications["llama-1b"].deployment, "reader")
+            .resources
+            .is_none()
+    );
+
+    // A request alone gets its limit (Kubernetes requires both).
+    let app = stack.spec.applications.get_mut("llama-1b").expect("app");
+    app.resources = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([(
+            "nvidia.com/gpu".to_owned(),
+            Quantity("4".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    });
+    assert_eq!(
+        gpus(&engine_of(&stack)),
+        (Some("4".to_owned()), Some("4".to_owned()))
+    );
+
+    // CPU applications get no GPU.
+    let quickstart = built(&fixture("quickstart.yaml"));
+    assert_eq!(
+        gpus(container(
+            &quickstart.applications["smollm2"].deployment,
+            "engine"
+        )),
+        (None, None)
+    );
+}
+
+#[test]
+fn every_route_says_what_its_model_serves() {
+    let stack = valid(&fixture("chat-and-embeddings.yaml"));
+    let config = gateway_config(&stack);
+    use flightdeck_protocol::gateway_config::Task;
+    assert_eq!(config.models["smollm2"].task, Task::Generate);
+    assert_eq!(config.models["nomic-embed"].task, Task::Embed);
+    let json = gateway_config_json(&stack).expect("json");
+    assert!(json.contains("\"task\": \"embed\""), "{json}");
+    let objects = built(&fixture("chat-and-embeddings.yaml"));
+    let args = container(&objects.applications["nomic-embed"].deployment, "engine")
+        .args
+        .clone()
+        .expect("args");
+    assert!(args.contains(&"--embeddings".to_owned()), "{args:?}");
+}
+
+/// Every llama.cpp model the project ships (examples, the OLM sample and
+/// thereby the CSV's alm-examples, the chart's default values) is a GGUF
+/// file or a GGUF repository. llama-server only loads GGUF; a safetensors
+/// repository makes the pod crash-loop. `validate()` cannot refuse this in
+/// general (`--hf-repo` takes any repository that has GGUF files, many
+/// without "GGUF" in the name), so the shipped files are checked here.
+#[test]
+fn shipped_llama_cpp_models_are_gguf() {
+    fn walk(value: &serde_yaml::Value, file: &str, found: &mut Vec<String>) {
+        match value {
+            serde_yaml::Value::Mapping(map) => {
+                if map.get("engine").and_then(|e| e.as_str()) == Some("llamacpp") {
+                    let model = map
+                        .get("readerConfig")
+                        .and_then(|r| r.get("modelName"))
+                        .and_then(|m| m.as_str())
+                        .unwrap_or_else(|| {
+                            panic!("{file}: llamacpp application without modelName")
+                        });
+                    let repo = model.split(':').next().unwrap_or(model);
+                    let gguf = if model.starts_with('/') {
+                        model.ends_with(".gguf")
+                    } else {
+                        repo.to_ascii_lowercase().contains("gguf")
+                    };
+                    assert!(
+                        gguf,
+                        "{file}: llama.cpp model {model:?} is no GGUF file or repository"
+                    );
+                    found.push(format!("{file}: {model}"));
+                }
+                for child in map.values() {
+                    walk(child, file, found);
+                }
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for child in items {
+                    walk(child, file, found);
+                }
+            }
+            // The CSV carries its examples as a JSON string annotation.
+            serde_yaml::Value::String(text) if text.trim_start().starts_with('[') => {
+                if let Ok(parsed) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+                    walk(&parsed, file, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let root = format!("{}/../..", env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![
+        "config/samples/flightdeck_v1alpha1_inferencestack.yaml".to_owned(),
+        "bundle/manifests/flightdeck-operator.clusterserviceversion.yaml".to_owned(),
+        "charts/inference-stack/values.yaml".to_owned(),
+    ];
+    let examples = std::fs::read_dir(format!("{root}/examples")).expect("examples/");
+    for entry in examples.flatten() {
+        files.push(format!("examples/{}", entry.file_name().to_string_lossy()));
+    }
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap_or_else(|err| panic!("reading {file}: {err}"));
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(document)
+                .unwrap_or_else(|err| panic!("parsing {file}: {err}"));
+            walk(&value, file, &mut found);
+        }
+    }
+    for file in &files[..3] {
+        assert!(
+            found.iter().any(|f| f.starts_with(file.as_str())),
+            "{file} runs no llama.cpp model any more: {found:#?}"
+        );
+    }
 }

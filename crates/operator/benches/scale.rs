@@ -235,7 +235,7 @@ fn stack(name: &str, run: &str) -> BenchResult<InferenceStack> {
     let mut stack: InferenceStack = serde_yaml::from_str(&format!(
         "apiVersion: flightdeck.dev/v1alpha1\nkind: InferenceStack\nmetadata: {{name: {name}}}\n\
          spec:\n  applications:\n    smol:\n      engine: llamacpp\n      \
-         readerConfig: {{modelName: HuggingFaceTB/SmolLM2-135M-Instruct, device: cpu}}\n"
+         readerConfig: {{modelName: HuggingFaceTB/SmolLM2-135M-Instruct-GGUF, device: cpu}}\n"
     ))?;
     stack
         .labels_mut()

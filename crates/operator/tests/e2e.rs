@@ -51,14 +51,14 @@ spec:
     smol:
       engine: llamacpp
       replicas: 2
-      readerConfig: {modelName: HuggingFaceTB/SmolLM2-135M-Instruct, device: cpu}
+      readerConfig: {modelName: HuggingFaceTB/SmolLM2-135M-Instruct-GGUF, device: cpu}
 "#;
 
 fn small(name: &str) -> String {
     format!(
         "apiVersion: flightdeck.dev/v1alpha1\nkind: InferenceStack\nmetadata: {{name: {name}}}\n\
          spec:\n  applications:\n    smol:\n      engine: llamacpp\n      \
-         readerConfig: {{modelName: HuggingFaceTB/SmolLM2-135M-Instruct, device: cpu}}\n"
+         readerConfig: {{modelName: HuggingFaceTB/SmolLM2-135M-Instruct-GGUF, device: cpu}}\n"
     )
 }
 

@@ -45,7 +45,7 @@ fn demo_spec() -> Value {
             },
             "smol": {
                 "engine": "llamacpp",
-                "readerConfig": {"modelName": "HuggingFaceTB/SmolLM2-135M-Instruct", "device": "cpu"},
+                "readerConfig": {"modelName": "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "device": "cpu"},
             },
         },
     })

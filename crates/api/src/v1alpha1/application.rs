@@ -8,6 +8,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::gateway::GatewaySpec;
+
 /// One model served by one engine. Every pod runs the engine and a reader
 /// sidecar that pulls requests for the application's consumer groups from
 /// the gateway.
@@ -49,7 +51,10 @@ pub struct ApplicationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 
-    /// Resources of the engine container, e.g. `limits: {nvidia.com/gpu: 1}`.
+    /// Resources of the engine container, e.g. `limits: {memory: 16Gi}`. With
+    /// `readerConfig.device: cuda` and no `nvidia.com/gpu` given, the engine
+    /// requests and is limited to `readerConfig.tensorParallelSize` GPUs; a
+    /// GPU request or limit below that is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
@@ -125,7 +130,8 @@ impl fmt::Display for Engine {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
-    /// NVIDIA GPUs (request them in `resources.limits`, e.g. `nvidia.com/gpu`).
+    /// NVIDIA GPUs (`nvidia.com/gpu`; the engine gets `tensorParallelSize`
+    /// of them unless `resources` says otherwise).
     #[default]
     Cuda,
     /// CPU only.
@@ -186,11 +192,40 @@ pub struct ReaderConfig {
     #[schemars(pattern(r"^[a-z0-9][a-z0-9_-]*$"), length(max = 64))]
     pub quantization: Option<String>,
 
-    /// GPUs one model replica is split across (tensor parallelism); request
-    /// as many GPUs in `resources`.
+    /// GPUs one model replica is split across (tensor parallelism). On
+    /// `cuda` the engine gets as many `nvidia.com/gpu` unless `resources`
+    /// names another number (which must not be smaller).
     #[serde(default = "default_tensor_parallel_size")]
     #[schemars(range(min = 1, max = 64))]
     pub tensor_parallel_size: i32,
+
+    /// What the model serves: `generate` (`/v1/chat/completions` and
+    /// `/v1/completions`) or `embed` (`/v1/embeddings`). The engine is
+    /// started for that task (llama.cpp `--embeddings`, SGLang
+    /// `--is-embedding`, vLLM `--runner pooling`; TGI serves no embeddings),
+    /// and the gateway answers a clear error for the other task's routes
+    /// instead of passing them to an engine that lacks them. Applications
+    /// with the same served model name must have the same task.
+    #[serde(default)]
+    pub task: Task,
+
+    /// Seconds the engine may take to start (download and load the model)
+    /// before Kubernetes restarts it; the engine's startup probe allows this
+    /// long (in steps of 10 s, rounded up). Raise it for large models on a
+    /// cold cache.
+    #[serde(default = "default_startup_timeout_seconds")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub startup_timeout_seconds: i32,
+
+    /// Seconds a stopping pod (a roll, a scale-down, a drain of its node)
+    /// keeps answering the requests it has already taken: the reader stops
+    /// pulling new work at once, the engine keeps running until the reader
+    /// has finished, and the pod's termination grace period is a few seconds
+    /// longer. Defaults to `spec.gateway.queue.requestTimeoutSeconds`; give
+    /// long streamed answers as long as they take. 0 stops at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub drain_timeout_seconds: Option<i32>,
 }
 
 fn default_max_batch_size() -> i32 {
@@ -201,12 +236,57 @@ fn default_tensor_parallel_size() -> i32 {
     1
 }
 
+fn default_startup_timeout_seconds() -> i32 {
+    DEFAULT_STARTUP_TIMEOUT_SECONDS
+}
+
+/// `readerConfig.startupTimeoutSeconds` when unset: 30 minutes, for large
+/// weight downloads on a cold cache.
+pub const DEFAULT_STARTUP_TIMEOUT_SECONDS: i32 = 1800;
+/// Bounds of `readerConfig.startupTimeoutSeconds`: an engine needs at least
+/// a minute to load even a small model; a day covers any download.
+pub const STARTUP_TIMEOUT_SECONDS_RANGE: std::ops::RangeInclusive<i32> = 60..=86400;
+/// Bounds of the drain windows (`readerConfig.drainTimeoutSeconds`,
+/// `gateway.drainTimeoutSeconds`).
+pub const DRAIN_TIMEOUT_SECONDS_RANGE: std::ops::RangeInclusive<i32> = 0..=86400;
+/// The extended resource NVIDIA's device plugin advertises GPUs as.
+pub const NVIDIA_GPU: &str = "nvidia.com/gpu";
+
+/// What an application's model serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Text generation: `/v1/chat/completions` and `/v1/completions`.
+    #[default]
+    Generate,
+    /// Embeddings: `/v1/embeddings`.
+    Embed,
+}
+
+impl Task {
+    /// The name used in the CRD.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generate => "generate",
+            Self::Embed => "embed",
+        }
+    }
+}
+
 impl ReaderConfig {
     /// The model name clients send and the engine serves.
     pub fn served_model_name(&self) -> &str {
         self.served_model_name
             .as_deref()
             .unwrap_or(&self.model_name)
+    }
+
+    /// The drain window in seconds: `drainTimeoutSeconds`, or the gateway's
+    /// request timeout (the longest a request waits for its first byte, so
+    /// an answer in progress may well take that long).
+    pub fn effective_drain_timeout_seconds(&self, gateway: &GatewaySpec) -> i32 {
+        self.drain_timeout_seconds
+            .unwrap_or(gateway.queue.request_timeout_seconds)
     }
 }
 

@@ -47,6 +47,15 @@ pub struct GatewaySpec {
     /// open to anyone who can reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<ApiKeysSpec>,
+
+    /// Seconds a stopping gateway pod (a roll, a scale-down) keeps serving
+    /// the client requests it has already accepted, queued and streaming,
+    /// after it stopped taking new ones. Defaults to
+    /// `queue.requestTimeoutSeconds`; give long streamed answers as long as
+    /// they take. 0 stops at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub drain_timeout_seconds: Option<i32>,
 }
 
 fn default_gateway_replicas() -> i32 {
@@ -63,7 +72,17 @@ impl Default for GatewaySpec {
             ingress: None,
             queue: QueueSpec::default(),
             api_keys: None,
+            drain_timeout_seconds: None,
         }
+    }
+}
+
+impl GatewaySpec {
+    /// The drain window in seconds: `drainTimeoutSeconds`, or the request
+    /// timeout (a queued request may wait that long for its first byte).
+    pub fn effective_drain_timeout_seconds(&self) -> i32 {
+        self.drain_timeout_seconds
+            .unwrap_or(self.queue.request_timeout_seconds)
     }
 }
 

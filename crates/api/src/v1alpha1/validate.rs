@@ -14,7 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::application::{ApplicationSpec, Device, Engine};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::application::{
+    ApplicationSpec, Device, Engine, Task, DRAIN_TIMEOUT_SECONDS_RANGE, NVIDIA_GPU,
+    STARTUP_TIMEOUT_SECONDS_RANGE,
+};
 use super::gateway::GatewaySpec;
 use super::names::{
     is_dns1035_label, is_dns_label, APPLICATION_NAME_MAX_LEN, DNS_LABEL_MAX_LEN,
@@ -104,6 +109,7 @@ pub fn validate(stack: &InferenceStack) -> Result<ValidStack, Vec<FieldError>> {
         validate_application(&stack_name, name, app, &mut errors);
     }
     validate_shared_groups(stack, &mut errors);
+    validate_shared_models(stack, &mut errors);
     match (namespace, uid) {
         (Some(namespace), Some(uid)) if errors.is_empty() => Ok(ValidStack {
             name: stack_name,
@@ -201,6 +207,14 @@ fn validate_gateway(gateway: &GatewaySpec, errors: &mut Vec<FieldError>) {
             errors,
             &format!("{path}.apiKeys.secretName"),
             &keys.secret_name,
+        );
+    }
+    if let Some(drain) = gateway.drain_timeout_seconds {
+        in_range(
+            errors,
+            &format!("{path}.drainTimeoutSeconds"),
+            drain,
+            &DRAIN_TIMEOUT_SECONDS_RANGE,
         );
     }
 }
@@ -319,6 +333,30 @@ fn validate_application(
             ),
         ));
     }
+    in_range(
+        errors,
+        &format!("{rc}.startupTimeoutSeconds"),
+        reader.startup_timeout_seconds,
+        &STARTUP_TIMEOUT_SECONDS_RANGE,
+    );
+    if let Some(drain) = reader.drain_timeout_seconds {
+        in_range(
+            errors,
+            &format!("{rc}.drainTimeoutSeconds"),
+            drain,
+            &DRAIN_TIMEOUT_SECONDS_RANGE,
+        );
+    }
+    if reader.task == Task::Embed && app.engine == Engine::Tgi {
+        errors.push(FieldError::new(
+            format!("{rc}.task"),
+            "TGI has no embeddings endpoint; serve task embed with engine vllm, sglang or llamacpp \
+             (or Hugging Face's text-embeddings-inference outside Flightdeck)",
+        ));
+    }
+    if reader.device == Device::Cuda {
+        validate_gpus(&path, app, errors);
+    }
     if let Some(cache) = &app.model_cache {
         if !is_quantity(&cache.size.0) {
             errors.push(FieldError::new(
@@ -361,6 +399,124 @@ fn validate_shared_groups(stack: &InferenceStack, errors: &mut Vec<FieldError>) 
                 }
             }
         }
+    }
+}
+
+/// GPUs written in `resources` must cover `tensorParallelSize` (the engine
+/// fails at start with fewer), be whole numbers, and a request must equal
+/// its limit (Kubernetes does not overcommit extended resources; it would
+/// refuse the pod, which only the ReplicaSet's events would tell). No GPU at
+/// all is fine: the builder requests `tensorParallelSize` of them.
+fn validate_gpus(path: &str, app: &ApplicationSpec, errors: &mut Vec<FieldError>) {
+    let Some(resources) = &app.resources else {
+        return;
+    };
+    let wanted = i64::from(app.reader_config.tensor_parallel_size);
+    let limit = gpu_count(path, "limits", resources.limits.as_ref(), wanted, errors);
+    let request = gpu_count(
+        path,
+        "requests",
+        resources.requests.as_ref(),
+        wanted,
+        errors,
+    );
+    if let (Some(limit), Some(request)) = (limit, request) {
+        if limit != request {
+            errors.push(FieldError::new(
+                format!("{path}.resources.requests[\"{NVIDIA_GPU}\"]"),
+                format!(
+                    "must equal the limit ({limit}), got {request}: Kubernetes does not overcommit GPUs"
+                ),
+            ));
+        }
+    }
+}
+
+/// The `nvidia.com/gpu` entry of one resource list, when present and a
+/// whole number; reports it when it is not one, or fewer than `wanted`.
+fn gpu_count(
+    path: &str,
+    list_name: &str,
+    list: Option<&BTreeMap<String, Quantity>>,
+    wanted: i64,
+    errors: &mut Vec<FieldError>,
+) -> Option<i64> {
+    let quantity = list?.get(NVIDIA_GPU)?;
+    let field = format!("{path}.resources.{list_name}[\"{NVIDIA_GPU}\"]");
+    let Some(count) = whole_number(&quantity.0) else {
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "must be a whole number of GPUs such as 2, got {:?}",
+                quantity.0
+            ),
+        ));
+        return None;
+    };
+    if count < wanted {
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "must be at least readerConfig.tensorParallelSize ({wanted}), got {count}: the engine \
+                 splits the model across {wanted} GPUs and fails to start with fewer"
+            ),
+        ));
+    }
+    Some(count)
+}
+
+/// A plain non-negative integer quantity (`2`, `+2`); GPUs come whole.
+fn whole_number(value: &str) -> Option<i64> {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One served model name is one route in the gateway, with one task: an
+/// engine started for embeddings does not generate, and the other way round,
+/// so applications that share a name must agree on what it serves.
+fn validate_shared_models(stack: &InferenceStack, errors: &mut Vec<FieldError>) {
+    // served name -> (first application serving it, its task)
+    let mut owners: BTreeMap<&str, (&str, Task)> = BTreeMap::new();
+    for (name, app) in &stack.spec.applications {
+        let model = app.reader_config.served_model_name();
+        let task = app.reader_config.task;
+        match owners.get(model) {
+            Some((first, first_task)) if *first_task != task => errors.push(FieldError::new(
+                format!("spec.applications.{name}.readerConfig.task"),
+                format!(
+                    "application {first:?} serves model {model:?} with task {}, this one with task {}; \
+                     applications serving the same model name must have the same task (give one of \
+                     them another servedModelName)",
+                    first_task.as_str(),
+                    task.as_str()
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                owners.insert(model, (name.as_str(), task));
+            }
+        }
+    }
+}
+
+fn in_range(
+    errors: &mut Vec<FieldError>,
+    path: &str,
+    value: i32,
+    range: &std::ops::RangeInclusive<i32>,
+) {
+    if !range.contains(&value) {
+        errors.push(FieldError::new(
+            path,
+            format!(
+                "must be between {} and {}, got {value}",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
 }
 

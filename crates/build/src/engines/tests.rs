@@ -156,3 +156,57 @@ fn every_engine_probes_its_health_endpoint_on_loopback() {
         assert!(launch.startup_period_seconds * launch.startup_failure_threshold >= 1800);
     }
 }
+
+#[test]
+fn task_embed_starts_each_engine_for_embeddings() {
+    let embed = |engine: &str| {
+        launch(&app(&format!(
+            "engine: {engine}\nreaderConfig: {{modelName: org/m, task: embed}}"
+        )))
+        .args
+    };
+    assert!(has(&embed("vllm"), "--runner", "pooling"));
+    assert!(embed("sglang").contains(&"--is-embedding".to_owned()));
+    assert!(embed("llamacpp").contains(&"--embeddings".to_owned()));
+    let long = launch(&app(
+        "engine: llamacpp\nreaderConfig: {modelName: org/m, task: embed, maxSequenceLength: 2048}",
+    ))
+    .args;
+    assert!(has(&long, "--ubatch-size", "2048"), "{long:?}");
+    assert!(has(&long, "--batch-size", "2048"), "{long:?}");
+    // Generation (the default) passes none of them.
+    for engine in ["vllm", "sglang", "llamacpp", "tgi"] {
+        let args = launch(&app(&format!(
+            "engine: {engine}\nreaderConfig: {{modelName: org/m}}"
+        )))
+        .args;
+        for flag in ["--runner", "--is-embedding", "--embeddings"] {
+            assert!(!args.contains(&flag.to_owned()), "{engine}: {args:?}");
+        }
+    }
+}
+
+#[test]
+fn startup_window_sets_the_probe_threshold_rounded_up() {
+    let threshold = |yaml: &str| {
+        let launch = launch(&app(yaml));
+        assert_eq!(launch.startup_period_seconds, 10);
+        launch.startup_failure_threshold
+    };
+    assert_eq!(
+        threshold("engine: vllm\nreaderConfig: {modelName: org/m}"),
+        180,
+        "default: 30 minutes"
+    );
+    assert_eq!(
+        threshold("engine: vllm\nreaderConfig: {modelName: org/m, startupTimeoutSeconds: 7200}"),
+        720
+    );
+    assert_eq!(
+        threshold("engine: vllm\nreaderConfig: {modelName: org/m, startupTimeoutSeconds: 61}"),
+        7,
+        "61 s is 7 periods, never fewer seconds than asked"
+    );
+    assert_eq!(startup_failure_threshold(60), 6);
+    assert_eq!(startup_failure_threshold(0), 1);
+}

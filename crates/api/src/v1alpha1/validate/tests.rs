@@ -239,3 +239,134 @@ fn shared_consumer_groups_must_serve_one_model() {
         vec!["spec.applications.b.consumerGroups"]
     );
 }
+
+#[test]
+fn new_reader_fields_default_and_drain_follows_the_request_timeout() {
+    let stack = stack(MINIMAL);
+    let reader = &stack.spec.applications["llama-1b"].reader_config;
+    assert_eq!(reader.task, crate::v1alpha1::Task::Generate);
+    assert_eq!(reader.startup_timeout_seconds, 1800);
+    assert_eq!(reader.drain_timeout_seconds, None);
+    assert_eq!(
+        reader.effective_drain_timeout_seconds(&stack.spec.gateway),
+        300
+    );
+    assert_eq!(stack.spec.gateway.effective_drain_timeout_seconds(), 300);
+}
+
+#[test]
+fn startup_and_drain_windows_are_bounded() {
+    let stack = stack(
+        r#"
+metadata: {name: demo}
+spec:
+  gateway: {drainTimeoutSeconds: -1}
+  applications:
+    a:
+      engine: vllm
+      readerConfig: {modelName: m, startupTimeoutSeconds: 59, drainTimeoutSeconds: 86401}
+"#,
+    );
+    let errors = validate(&stack).expect_err("out of range");
+    let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        vec![
+            "spec.gateway.drainTimeoutSeconds: must be between 0 and 86400, got -1",
+            "spec.applications.a.readerConfig.startupTimeoutSeconds: must be between 60 and 86400, got 59",
+            "spec.applications.a.readerConfig.drainTimeoutSeconds: must be between 0 and 86400, got 86401",
+        ]
+    );
+}
+
+#[test]
+fn tgi_serves_no_embeddings() {
+    let yaml = |engine: &str| {
+        format!(
+            "metadata: {{name: demo}}\nspec:\n  applications:\n    e:\n      engine: {engine}\n      readerConfig: {{modelName: m, task: embed}}\n"
+        )
+    };
+    assert_eq!(
+        paths(&stack(&yaml("tgi"))),
+        vec!["spec.applications.e.readerConfig.task"]
+    );
+    for engine in ["vllm", "sglang", "llamacpp"] {
+        assert_eq!(
+            paths(&stack(&yaml(engine))),
+            Vec::<String>::new(),
+            "{engine}"
+        );
+    }
+}
+
+#[test]
+fn one_served_name_has_one_task() {
+    let stack = stack(
+        r#"
+metadata: {name: demo}
+spec:
+  applications:
+    chat:
+      engine: vllm
+      readerConfig: {modelName: org/m, servedModelName: m}
+    embed:
+      engine: vllm
+      consumerGroups: [other]
+      readerConfig: {modelName: org/m, servedModelName: m, task: embed}
+"#,
+    );
+    let errors = validate(&stack).expect_err("two tasks for one name");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "spec.applications.embed.readerConfig.task");
+    assert!(errors[0].message.contains("\"chat\""), "{}", errors[0]);
+}
+
+/// A cuda application with `resources` as given (YAML flow mapping).
+fn gpu_stack(tensor_parallel_size: i32, device: &str, resources: &str) -> InferenceStack {
+    stack(&format!(
+        "metadata: {{name: demo}}\nspec:\n  applications:\n    big:\n      engine: vllm\n      image: example.com/vllm:1\n      resources: {resources}\n      readerConfig: {{modelName: m, device: {device}, tensorParallelSize: {tensor_parallel_size}}}\n"
+    ))
+}
+
+#[test]
+fn gpus_must_cover_tensor_parallelism() {
+    const LIMIT: &str = r#"spec.applications.big.resources.limits["nvidia.com/gpu"]"#;
+    const REQUEST: &str = r#"spec.applications.big.resources.requests["nvidia.com/gpu"]"#;
+    // None written: fine, the builder requests them.
+    assert!(paths(&gpu_stack(4, "cuda", "{limits: {memory: 1Gi}}")).is_empty());
+    assert!(paths(&gpu_stack(4, "cuda", "{limits: {nvidia.com/gpu: 4}}")).is_empty());
+    assert!(paths(&gpu_stack(2, "cuda", "{limits: {nvidia.com/gpu: 8}}")).is_empty());
+
+    let errors =
+        validate(&gpu_stack(4, "cuda", "{limits: {nvidia.com/gpu: 2}}")).expect_err("2 < 4");
+    assert_eq!(errors[0].path, LIMIT);
+    assert!(
+        errors[0]
+            .message
+            .contains("at least readerConfig.tensorParallelSize (4), got 2"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        paths(&gpu_stack(2, "cuda", "{requests: {nvidia.com/gpu: 1}}")),
+        vec![REQUEST]
+    );
+    assert_eq!(
+        paths(&gpu_stack(1, "cuda", "{limits: {nvidia.com/gpu: 500m}}")),
+        vec![LIMIT]
+    );
+    let errors = validate(&gpu_stack(
+        2,
+        "cuda",
+        "{limits: {nvidia.com/gpu: 4}, requests: {nvidia.com/gpu: 2}}",
+    ))
+    .expect_err("request != limit");
+    assert_eq!(errors[0].path, REQUEST);
+    assert!(
+        errors[0].message.contains("must equal the limit (4)"),
+        "{}",
+        errors[0]
+    );
+    // On CPU the GPU entries are the user's business.
+    assert!(paths(&gpu_stack(1, "cpu", "{limits: {nvidia.com/gpu: 0}}")).is_empty());
+}
