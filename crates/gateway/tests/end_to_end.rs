@@ -611,6 +611,15 @@ async fn a_loading_engine_gets_no_work_and_no_client_sees_its_503() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (status, body) = get(&format!("{}/readyz", reader.admin_url)).await;
         assert_eq!((status, body.as_str()), (503, "engine not ready"));
+        // The engine restarted alone (a failed liveness probe) runs the same
+        // preStop hook: with nothing to wait for, /drain answers at once.
+        let (status, _) = tokio::time::timeout(
+            Duration::from_secs(1),
+            get(&format!("{}/drain", reader.admin_url)),
+        )
+        .await
+        .expect("/drain answers at once while the engine is down");
+        assert_eq!(status, 200);
         let (_, metrics) = get(&format!("{}/metrics", gateway.client_url)).await;
         assert!(
             metrics.contains("flightdeck_gateway_queue_depth{group=\"cpu\"} 1"),
@@ -648,12 +657,24 @@ async fn drain_answers_once_the_in_flight_requests_are_done() {
         }
         (texts, std::time::Instant::now())
     };
+    let stop = reader.stop.take();
     let drain = async {
         while engine.stats().in_flight < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The engine's preStop hook calls /drain as the kubelet SIGTERMs the
+        // reader; a /drain alone starts nothing and keeps waiting.
+        let url = format!("{}/drain", reader.admin_url);
+        let hook = tokio::spawn(async move { get(&url).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!hook.is_finished(), "/drain answered before any SIGTERM");
+        let (status, _) = get(&format!("{}/readyz", reader.admin_url)).await;
+        assert_eq!(status, 200, "a /drain alone does not drain the reader");
         let asked = std::time::Instant::now();
-        let (status, body) = get(&format!("{}/drain", reader.admin_url)).await;
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let (status, body) = hook.await.expect("the /drain call");
         (status, body, asked, std::time::Instant::now())
     };
     let ((texts, streams_done), (status, body, asked, drained)) = tokio::join!(streams, drain);
@@ -663,27 +684,13 @@ async fn drain_answers_once_the_in_flight_requests_are_done() {
         "/drain answered before the streams ended"
     );
     assert!(
-        drained - asked >= Duration::from_millis(1000),
+        drained - asked >= Duration::from_millis(500),
         "it waited for them"
     );
     for (i, text) in texts.iter().enumerate() {
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
         assert_eq!(streamed_text(text), vec![format!("s{i}"); 40].join(" "));
     }
-    // Drained, unready, and pulling nothing until SIGTERM.
-    let (status, body) = get(&format!("{}/readyz", reader.admin_url)).await;
-    assert_eq!((status, body.as_str()), (503, "draining"));
-    let (status, _) = get(&format!("{}/drain", reader.admin_url)).await;
-    assert_eq!(status, 200, "a second /drain answers at once");
-    let late = tokio::time::timeout(
-        Duration::from_secs(2),
-        chat(&gateway, chat_body("late", 1, false)),
-    )
-    .await;
-    assert!(late.is_err(), "a drained reader takes no new work");
-    if let Some(stop) = reader.stop.take() {
-        let _ = stop.send(());
-    }
     let finished = tokio::time::timeout(Duration::from_secs(5), &mut reader.done).await;
-    assert!(matches!(finished, Ok(Ok(Ok(())))), "exits on SIGTERM");
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "exits after its drain");
 }

@@ -6,10 +6,16 @@
 //! every container's preStop hook at once when a pod is deleted and sends
 //! each container SIGTERM when its own hook returns; an engine stopped while
 //! the reader still streams its answers would cut them. So the engine's
-//! hook calls `/drain`, which starts the reader's drain (no new leases,
-//! in-flight requests finish) and answers only once nothing is in flight
-//! (or `--shutdown-grace-seconds` ran out): the engine gets SIGTERM after
-//! the last answer it owes. The reader's own SIGTERM starts the same drain.
+//! hook calls `/drain`, which answers only once the reader's own SIGTERM
+//! drain is over (no new leases, nothing in flight, or
+//! `--shutdown-grace-seconds` ran out): the engine gets SIGTERM after the
+//! last answer it owes.
+//!
+//! `/drain` never starts a drain itself: the kubelet runs the same hook when
+//! it restarts only the engine after a failed liveness probe, and a reader
+//! that drained then would stay unready for the life of the pod. In that
+//! case the engine is not answering (the reader's own health check failed
+//! first), so `/drain` answers at once.
 
 use std::sync::Arc;
 
@@ -67,12 +73,15 @@ pub async fn serve(
     }
 }
 
-/// `GET /drain`: starts the drain if it has not started, and answers when
-/// it is over: 200 `drained`, or 503 with the number of requests the grace
-/// period abandoned (the kubelet then records a FailedPreStopHook event,
-/// which is worth seeing).
+/// `GET /drain`: answers when the reader's drain is over: 200 `drained`, or
+/// 503 with the number of requests the grace period abandoned (the kubelet
+/// then records a FailedPreStopHook event, which is worth seeing). With the
+/// engine down and no drain under way there is nothing to wait for: 200 at
+/// once.
 async fn drain(State(ctx): State<Arc<Context>>) -> Response {
-    ctx.drain.request();
+    if !ctx.drain.is_requested() && !ctx.engine.is_ready() {
+        return (StatusCode::OK, "engine not ready; nothing to drain\n").into_response();
+    }
     match ctx.drain.finished().await {
         Some(0) => (StatusCode::OK, "drained\n").into_response(),
         Some(left) => (

@@ -48,8 +48,8 @@ pub struct Context {
     pub drain: Drain,
 }
 
-/// The reader's drain: requested by SIGTERM or `GET /drain` (whichever comes
-/// first), over once nothing is in flight or the grace period ran out.
+/// The reader's drain: requested by SIGTERM, over once nothing is in flight
+/// or the grace period ran out; `GET /drain` waits for its end.
 pub struct Drain {
     requested: watch::Sender<bool>,
     /// `Some(requests still in flight)` once the drain is over.
@@ -74,11 +74,6 @@ impl Drain {
 
     pub fn is_requested(&self) -> bool {
         *self.requested.borrow()
-    }
-
-    async fn wait_requested(&self) {
-        let mut requested = self.requested.subscribe();
-        let _ = requested.wait_for(|requested| *requested).await;
     }
 
     fn finish(&self, in_flight: u64) {
@@ -220,16 +215,10 @@ pub async fn serve(
         slots.spawn(pull::run_slot(ctx.clone(), stop.clone()));
     }
 
-    let shutdown = std::pin::pin!(shutdown);
-    let mut shutdown = shutdown;
-    let signalled = tokio::select! {
-        _ = &mut shutdown => true,
-        _ = ctx.drain.wait_requested() => false,
-    };
+    shutdown.await;
     ctx.drain.request();
     tracing::info!(
         in_flight = metrics.in_flight.get(),
-        started_by = if signalled { "signal" } else { "GET /drain" },
         "draining: no new pulls, finishing in-flight requests"
     );
     // Leave first, so the gateways answer our waiting long-polls with 204
@@ -248,12 +237,6 @@ pub async fn serve(
     }
     let left = u64::try_from(metrics.in_flight.get()).unwrap_or(0);
     ctx.drain.finish(left);
-    if !signalled {
-        // Drained by the engine's preStop hook: the kubelet sends SIGTERM
-        // next. Exiting before it would only make the kubelet restart us.
-        tracing::info!("drained; waiting for SIGTERM");
-        shutdown.await;
-    }
     // Let a `/drain` that was just answered reach the kubelet, then stop.
     let _ = admin_stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), admin).await;
