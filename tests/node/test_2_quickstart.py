@@ -35,7 +35,7 @@ def applied():
     apply(stack, NAMESPACE)
     yield t0
     kubectl("delete", "istack", STACK, "-n", NAMESPACE, "--ignore-not-found", "--wait=true")
-    wait_until(lambda: not live_pods(NAMESPACE, f"flightdeck.dev/stack={STACK}"), 120,
+    wait_until(lambda: not live_pods(NAMESPACE, f"app.kubernetes.io/instance={STACK}"), 120,
                "the quickstart's pods to go")
 
 
@@ -79,7 +79,7 @@ def test_status_counts_ready_pods(applied):
     status = stack["status"]
     assert status["applications"][MODEL]["readyReplicas"] == 1, status
     assert status["gateway"]["readyReplicas"] == 1, status
-    readers = live_pods(NAMESPACE, f"flightdeck.dev/stack={STACK},flightdeck.dev/application={MODEL}")
+    readers = live_pods(NAMESPACE, f"app.kubernetes.io/instance={STACK},flightdeck.dev/application={MODEL}")
     assert len(readers) == 1 and pod_ready(readers[0]), readers
     # Both containers of the reader pod run: the reader and the engine.
     assert {c["name"]: c["ready"] for c in readers[0]["status"]["containerStatuses"]} \
@@ -117,7 +117,7 @@ def test_openai_client_chat_stream_and_models(applied):
 def test_a_pod_is_ready_only_once_the_model_answers(applied):
     # The reader pod's readiness comes from the reader, which counts the
     # engine ready only on its real /health. A Ready pod answers at once.
-    reader = live_pods(NAMESPACE, f"flightdeck.dev/stack={STACK},flightdeck.dev/application={MODEL}")[0]
+    reader = live_pods(NAMESPACE, f"app.kubernetes.io/instance={STACK},flightdeck.dev/application={MODEL}")[0]
     assert pod_ready(reader)
     ip = reader["status"]["podIP"]
     body = httpx.get(f"http://{ip}:9090/readyz", timeout=5)

@@ -61,7 +61,7 @@ def stack_object() -> dict:
 
 
 def selector(app: str | None = None, component: str | None = None) -> str:
-    labels = [f"flightdeck.dev/stack={STACK}"]
+    labels = [f"app.kubernetes.io/instance={STACK}"]
     if app:
         labels.append(f"flightdeck.dev/application={app}")
     if component:
