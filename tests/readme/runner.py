@@ -256,7 +256,13 @@ def check_ci(results, block, readme):
 
 def run_host(results, block, readme):
     show(block, readme)
-    status, _ = run_script(bash(script_of(block)), HOST_TIMEOUT)
+    script = script_of(block)
+    status, _ = run_script(bash(script), HOST_TIMEOUT)
+    if "cluster.sh start" in script:
+        # The cluster runs in a session of its own, so killing the block's
+        # process group leaves it up when the block fails before its `stop`;
+        # a node left running would block every later `start --node`.
+        run_script(bash("tests/control-plane/cluster.sh stop"), 120)
     if check_status(results, f"host {block.where(readme)}", status, HOST_TIMEOUT):
         results.ok(f"host {block.where(readme)}")
 
