@@ -157,11 +157,15 @@ def connected_readers(gateway: Gateway, group: str) -> int:
 
 
 def write_gateway_config(path: Path, models: dict[str, list[str]], max_depth: int = 1024,
-                         timeout_seconds: int = 60) -> None:
-    """Writes gateway.json atomically (rename), so the gateway never reads half a file."""
+                         timeout_seconds: int = 60, embed: frozenset[str] = frozenset()) -> None:
+    """Writes gateway.json atomically (rename), so the gateway never reads half a file.
+    Models named in `embed` serve /v1/embeddings (task embed); the others
+    chat and completions (task generate), as the operator writes it."""
     config = {
         "queue": {"maxDepth": max_depth, "requestTimeoutSeconds": timeout_seconds},
-        "models": {name: {"consumerGroups": groups} for name, groups in models.items()},
+        "models": {name: {"consumerGroups": groups,
+                          "task": "embed" if name in embed else "generate"}
+                   for name, groups in models.items()},
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(config, indent=2))
@@ -227,11 +231,11 @@ class Stack:
 
     def gateway(self, models: dict[str, list[str]], max_depth: int = 1024,
                 timeout_seconds: int = 60, config_path: Path | None = None,
-                token: str = READER_TOKEN) -> Gateway:
+                token: str = READER_TOKEN, embed: frozenset[str] = frozenset()) -> Gateway:
         port, reader_port = free_port(), free_port()
         if config_path is None:
             config_path = self.workdir / f"gateway-{len(self.procs)}.json"
-            write_gateway_config(config_path, models, max_depth, timeout_seconds)
+            write_gateway_config(config_path, models, max_depth, timeout_seconds, embed)
         argv = [str(self.bin_dir / "flightdeck-gateway"), "--listen", f"127.0.0.1:{port}",
                 "--reader-listen", f"127.0.0.1:{reader_port}", "--config", str(config_path),
                 "--log-format", "text"]

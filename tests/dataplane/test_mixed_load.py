@@ -35,16 +35,18 @@ def one_request(api, i: int) -> tuple[int, str, str]:
     if kind == 2:
         answer = api.completions.create(model=model, prompt=prompt, max_tokens=tokens)
         return i, answer.choices[0].text, expected_answer(prompt, tokens)
-    answer = api.embeddings.create(model=model, input=prompt)
+    answer = api.embeddings.create(model=f"{model}-embed", input=prompt)
     # The vector is checked for shape; its content is the engine's, tested elsewhere.
     return i, f"{len(answer.data)}x{len(answer.data[0].embedding)}", "1x8"
 
 
 def test_mixed_load_through_two_gateways_and_three_readers(stack):
-    models = ["model-a", "model-b"]
-    routes = {"model-a": ["group-a"], "model-b": ["group-b"]}
+    models = ["model-a", "model-b", "model-a-embed", "model-b-embed"]
+    routes = {"model-a": ["group-a"], "model-b": ["group-b"],
+              "model-a-embed": ["group-a"], "model-b-embed": ["group-b"]}
+    embed = frozenset({"model-a-embed", "model-b-embed"})
     engines = [stack.engine(models=models, token_delay_ms=1, ttft_ms=2) for _ in range(3)]
-    gateways = [stack.gateway(routes), stack.gateway(routes)]
+    gateways = [stack.gateway(routes, embed=embed), stack.gateway(routes, embed=embed)]
     # reader 0 serves group-a only, reader 1 both groups, reader 2 group-b only.
     groups = [["group-a"], ["group-a", "group-b"], ["group-b"]]
     for engine, reader_groups in zip(engines, groups):

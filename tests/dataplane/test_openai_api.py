@@ -16,9 +16,11 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def single(stack):
-    """One engine, one gateway routing `test-model` to group `g1`, one reader."""
-    engine = stack.engine(models=["test-model"], tokens=6)
-    gateway = stack.gateway({"test-model": ["g1"]})
+    """One engine, one gateway routing `test-model` (generation) and
+    `test-embed` (embeddings) to group `g1`, one reader."""
+    engine = stack.engine(models=["test-model", "test-embed"], tokens=6)
+    gateway = stack.gateway({"test-model": ["g1"], "test-embed": ["g1"]},
+                            embed=frozenset({"test-embed"}))
     stack.reader([gateway], ["g1"], engine)
     return engine, gateway
 
@@ -56,10 +58,10 @@ def test_completion_and_streamed_completion(single):
 
 def test_embeddings_match_the_engine(single):
     engine, gateway = single
-    through_gateway = client(gateway).embeddings.create(model="test-model", input=["alpha", "beta"])
+    through_gateway = client(gateway).embeddings.create(model="test-embed", input=["alpha", "beta"])
     assert [d.index for d in through_gateway.data] == [0, 1]
     _, _, direct = http_json("POST", f"{engine.url}/v1/embeddings",
-                             {"model": "test-model", "input": ["alpha", "beta"]})
+                             {"model": "test-embed", "input": ["alpha", "beta"]})
     for got, want in zip(through_gateway.data, direct["data"]):
         assert got.embedding == pytest.approx(want["embedding"], abs=1e-6)
     assert through_gateway.data[0].embedding != through_gateway.data[1].embedding
@@ -67,12 +69,25 @@ def test_embeddings_match_the_engine(single):
 
 def test_embeddings_base64_bytes_are_relayed_unchanged(single):
     engine, gateway = single
-    body = {"model": "test-model", "input": "gamma", "encoding_format": "base64"}
+    body = {"model": "test-embed", "input": "gamma", "encoding_format": "base64"}
     _, _, via = http_json("POST", f"{gateway.url}/v1/embeddings", body)
     _, _, direct = http_json("POST", f"{engine.url}/v1/embeddings", body)
     assert via["data"][0]["embedding"] == direct["data"][0]["embedding"]
     floats = struct.unpack("<8f", base64.b64decode(via["data"][0]["embedding"]))
     assert sum(x * x for x in floats) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_route_the_model_does_not_serve_is_an_openai_404(single):
+    engine, gateway = single
+    api = client(gateway)
+    with pytest.raises(openai.NotFoundError) as err:
+        api.embeddings.create(model="test-model", input="alpha")
+    assert err.value.code == "model_not_supported" and err.value.param == "model"
+    assert "/v1/embeddings" in err.value.message
+    with pytest.raises(openai.NotFoundError):
+        api.chat.completions.create(model="test-embed", messages=[{"role": "user", "content": "x"}])
+    # Refused at the gateway: the engine never saw either request.
+    assert engine.stats()["started"] == 0
 
 
 def test_models_lists_every_routed_model(stack):
