@@ -5,8 +5,6 @@
 //! including cancellation, several gateways and the token counters.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
@@ -17,22 +15,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+mod common;
+use common::{Engine, TempDir};
+
 const TOKEN: &str = "e2e-token";
 const MODEL: &str = "smollm2";
 /// An embedding model (`task: embed`) served by the same engine.
 const EMBED_MODEL: &str = "embedder";
-
-/// A test engine served on a loopback port for the rest of the test.
-struct Engine {
-    url: String,
-    engine: Arc<flightdeck_test_engine::Engine>,
-}
-
-impl Engine {
-    fn stats(&self) -> flightdeck_test_engine::StatsSnapshot {
-        self.engine.stats()
-    }
-}
 
 /// The test engine serving `smollm2`, with the given pace.
 async fn start_engine(ttft_ms: u64, token_delay_ms: u64) -> Engine {
@@ -46,20 +35,7 @@ async fn start_engine(ttft_ms: u64, token_delay_ms: u64) -> Engine {
 
 /// The test engine serving `smollm2` and `embedder`, configured by `config`.
 async fn start_engine_with(config: flightdeck_test_engine::Config) -> Engine {
-    let engine = Arc::new(flightdeck_test_engine::Engine::new(
-        &flightdeck_test_engine::Config {
-            models: vec![MODEL.into(), EMBED_MODEL.into()],
-            ..config
-        },
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind engine");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(flightdeck_test_engine::serve(
-        listener,
-        Arc::clone(&engine),
-        std::future::pending(),
-    ));
-    Engine { url, engine }
+    common::start_engine(&[MODEL, EMBED_MODEL], config).await
 }
 
 struct Gateway {
@@ -71,48 +47,14 @@ struct Gateway {
     _dir: TempDir,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> TempDir {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fd-e2e-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
-}
-
 async fn start_gateway() -> Gateway {
-    let dir = temp_dir();
-    let mut config = GatewayConfig::default();
-    config.queue.max_depth = 1024;
-    config.queue.request_timeout_seconds = 30;
-    config.models.insert(
-        MODEL.into(),
-        ModelRoute {
-            consumer_groups: vec!["cpu".into()],
-            engine: None,
-            ..Default::default()
-        },
+    let dir = TempDir::new("fd-e2e");
+    let config_path = common::write_gateway_config(
+        &dir.0,
+        &[(MODEL, Task::Generate), (EMBED_MODEL, Task::Embed)],
+        1024,
+        30,
     );
-    config.models.insert(
-        EMBED_MODEL.into(),
-        ModelRoute {
-            consumer_groups: vec!["cpu".into()],
-            engine: None,
-            task: Task::Embed,
-        },
-    );
-    let config_path = dir.0.join("gateway.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("write config");
     let args = flightdeck_gateway::Args::parse_from([
         "flightdeck-gateway",
         "--config",

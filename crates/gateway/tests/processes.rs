@@ -12,13 +12,14 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flightdeck_protocol::gateway_config::{GatewayConfig, ModelRoute};
+use flightdeck_protocol::gateway_config::Task;
 use futures::StreamExt;
 use serde_json::json;
-use tokio::net::TcpListener;
+
+mod common;
+use common::{Engine, TempDir};
 
 const TOKEN: &str = "process-token";
 const MODEL: &str = "smollm2";
@@ -143,65 +144,20 @@ async fn wait_ready(url: &str, what: &str) {
     }
 }
 
-struct Engine {
-    url: String,
-    engine: Arc<flightdeck_test_engine::Engine>,
-}
-
 async fn start_engine(config: flightdeck_test_engine::Config) -> Engine {
-    let engine = Arc::new(flightdeck_test_engine::Engine::new(
-        &flightdeck_test_engine::Config {
-            models: vec![MODEL.into()],
-            ..config
-        },
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind engine");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(flightdeck_test_engine::serve(
-        listener,
-        Arc::clone(&engine),
-        std::future::pending(),
-    ));
-    Engine { url, engine }
+    common::start_engine(&[MODEL], config).await
 }
 
 struct Gateway {
     process: Process,
     client_url: String,
     reader_url: String,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _dir: TempDir,
 }
 
 async fn start_gateway(name: &str) -> Gateway {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fd-processes-gw-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let mut config = GatewayConfig::default();
-    config.queue.max_depth = 4096;
-    config.queue.request_timeout_seconds = 60;
-    config.models.insert(
-        MODEL.into(),
-        ModelRoute {
-            consumer_groups: vec!["cpu".into()],
-            ..Default::default()
-        },
-    );
-    let config_path = dir.join("gateway.json");
-    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("config");
+    let dir = TempDir::new("fd-processes-gw");
+    let config_path = common::write_gateway_config(&dir.0, &[(MODEL, Task::Generate)], 4096, 60);
     let (client_port, reader_port) = (free_port(), free_port());
     let (log, stderr) = log_file(name);
     let child = Command::new(env!("CARGO_BIN_EXE_flightdeck-gateway"))
@@ -231,7 +187,7 @@ async fn start_gateway(name: &str) -> Gateway {
         },
         client_url: format!("http://127.0.0.1:{client_port}"),
         reader_url: format!("http://127.0.0.1:{reader_port}"),
-        _dir: tempdir::Dir(dir),
+        _dir: dir,
     };
     wait_ready(&format!("{}/readyz", gateway.client_url), name).await;
     gateway
