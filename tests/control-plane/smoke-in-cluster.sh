@@ -21,23 +21,8 @@ fi
 
 NS=flightdeck-smoke-$RANDOM
 CRD=widgets.smoke.flightdeck.dev
-passed=0
-failed=0
-
-k() { kubectl --request-timeout=30s "$@"; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-# check NAME FUNCTION: run one check, print its outcome and, on failure, its output.
-check() {
-  local name=$1 out t0; shift
-  t0=$(now_ms)
-  if out=$("$@" 2>&1); then
-    passed=$((passed + 1)); echo "ok - $name ($(( $(now_ms) - t0 )) ms)"
-    if [ -n "${FLIGHTDECK_SMOKE_VERBOSE:-}" ]; then printf '%s\n' "$out" | sed 's/^/    /'; fi
-  else
-    failed=$((failed + 1)); echo "not ok - $name"; printf '%s\n' "$out" | sed 's/^/    /'
-  fi
-}
+# shellcheck source=lib/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 # wait_until SECONDS CMD...: poll CMD every 0.5 s until it succeeds.
 wait_until() {

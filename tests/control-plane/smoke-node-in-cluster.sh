@@ -25,22 +25,9 @@ if [ -n "${FLIGHTDECK_SMOKE_STATE:-}" ]; then
 fi
 
 NS=node-smoke
-passed=0
-failed=0
-k() { kubectl --request-timeout=30s "$@"; }
+# shellcheck source=lib/checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 kn() { k -n "$NS" "$@"; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-check() {
-  local name=$1 out t0; shift
-  t0=$(now_ms)
-  if out=$("$@" 2>&1); then
-    passed=$((passed + 1)); echo "ok - $name ($(( $(now_ms) - t0 )) ms)"
-    if [ -n "${FLIGHTDECK_SMOKE_VERBOSE:-}" ]; then printf '%s\n' "$out" | sed 's/^/    /'; fi
-  else
-    failed=$((failed + 1)); echo "not ok - $name"; printf '%s\n' "$out" | sed 's/^/    /'
-  fi
-}
 
 # retry SECONDS CMD...: CMD until it succeeds (output of the last try).
 retry() {
