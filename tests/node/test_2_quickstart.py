@@ -114,6 +114,16 @@ def test_openai_client_chat_stream_and_models(applied):
            f"{time.monotonic() - t0:.2f} s through gateway + reader + llama-server")
 
 
+def test_a_route_the_model_does_not_serve_is_refused_by_the_gateway(applied):
+    # The quickstart's task is generate: llama-server runs without
+    # --embeddings, and the gateway answers for it instead of relaying.
+    url = service_url(NAMESPACE, f"{STACK}-gateway")
+    api = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=30)
+    with pytest.raises(openai.NotFoundError) as err:
+        api.embeddings.create(model=MODEL, input="hello")
+    assert err.value.code == "model_not_supported", err.value
+
+
 def test_a_pod_is_ready_only_once_the_model_answers(applied):
     # The reader pod's readiness comes from the reader, which counts the
     # engine ready only on its real /health. A Ready pod answers at once.
