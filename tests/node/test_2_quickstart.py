@@ -39,6 +39,13 @@ def applied():
                "the quickstart's pods to go")
 
 
+def ready(applied) -> str:
+    """Waits (if the first test did not) until the stack is Ready; its URL."""
+    kubectl("wait", "--for=condition=Ready", f"istack/{STACK}", "-n", NAMESPACE, "--timeout=600s",
+            timeout=620)
+    return service_url(NAMESPACE, f"{STACK}-gateway")
+
+
 def test_first_answer_and_ready(applied):
     t0 = applied
     url = wait_until(lambda: get_or_none("service", f"{STACK}-gateway", NAMESPACE)
@@ -75,6 +82,7 @@ def test_first_answer_and_ready(applied):
 
 
 def test_status_counts_ready_pods(applied):
+    ready(applied)
     stack = get("istack", STACK, NAMESPACE)
     status = stack["status"]
     assert status["applications"][MODEL]["readyReplicas"] == 1, status
@@ -87,7 +95,7 @@ def test_status_counts_ready_pods(applied):
 
 
 def test_openai_client_chat_stream_and_models(applied):
-    url = service_url(NAMESPACE, f"{STACK}-gateway")
+    url = ready(applied)
     api = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
 
     models = [m.id for m in api.models.list()]
@@ -117,7 +125,7 @@ def test_openai_client_chat_stream_and_models(applied):
 def test_a_route_the_model_does_not_serve_is_refused_by_the_gateway(applied):
     # The quickstart's task is generate: llama-server runs without
     # --embeddings, and the gateway answers for it instead of relaying.
-    url = service_url(NAMESPACE, f"{STACK}-gateway")
+    url = ready(applied)
     api = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=30)
     with pytest.raises(openai.NotFoundError) as err:
         api.embeddings.create(model=MODEL, input="hello")
@@ -125,6 +133,7 @@ def test_a_route_the_model_does_not_serve_is_refused_by_the_gateway(applied):
 
 
 def test_a_pod_is_ready_only_once_the_model_answers(applied):
+    ready(applied)
     # The reader pod's readiness comes from the reader, which counts the
     # engine ready only on its real /health. A Ready pod answers at once.
     reader = live_pods(NAMESPACE, f"app.kubernetes.io/instance={STACK},flightdeck.dev/application={MODEL}")[0]

@@ -21,6 +21,13 @@ STACK = "loading"
 LOAD_SECONDS = 20
 
 
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_a_loading_engine_gets_no_work_and_no_client_sees_a_503():
     ensure_namespace(NAMESPACE)
     apply({
@@ -42,8 +49,7 @@ def test_a_loading_engine_gets_no_work_and_no_client_sees_a_503():
         selector = f"app.kubernetes.io/instance={STACK},flightdeck.dev/application=slow"
         url = wait_until(lambda: get_or_none("service", f"{STACK}-gateway", NAMESPACE)
                          and service_url(NAMESPACE, f"{STACK}-gateway"), 120, "the gateway Service")
-        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, 180,
-                   "the gateway to answer")
+        wait_until(lambda: answers(f"{url}/healthz"), 180, "the gateway to answer")
         engine_started = wait_until(
             lambda: next((c["state"]["running"]["startedAt"]
                           for p in live_pods(NAMESPACE, selector)
