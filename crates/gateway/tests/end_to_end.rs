@@ -415,14 +415,7 @@ async fn token_counter(gateway: &Gateway, name: &str) -> u64 {
 /// The value of `name{group="cpu",model=<model>}`.
 async fn model_token_counter(gateway: &Gateway, name: &str, model: &str) -> u64 {
     let model_label = format!("model=\"{model}\"");
-    let text = client()
-        .get(format!("{}/metrics", gateway.client_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = common::metrics_text(&gateway.client_url).await;
     text.lines()
         .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
         .filter_map(|rest| rest.split_once("} "))

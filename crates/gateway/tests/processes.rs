@@ -360,14 +360,7 @@ async fn load(
 }
 
 async fn gateway_metric(gateway: &Gateway, series: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", gateway.client_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = common::metrics_text(&gateway.client_url).await;
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)

@@ -42,6 +42,17 @@ pub async fn start_engine(models: &[&str], config: flightdeck_test_engine::Confi
     Engine { url, engine }
 }
 
+/// The Prometheus text a server's `/metrics` answers (`base` without a
+/// trailing slash).
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// A directory under the system's temp dir, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
